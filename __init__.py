@@ -1,0 +1,1 @@
+"""callcue: on-prem agent assist. Sub-packages: daemon, tui, models."""

@@ -1,0 +1,1 @@
+"""The appliance daemon: capture, prosody, bus, store, wiring, CLI."""

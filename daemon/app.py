@@ -1,0 +1,395 @@
+"""The live daemon (`callcue run`): wires capture -> line analysis -> bus + store.
+
+Threads: capture (per device / WAV line, from capture/), one analysis worker per line
+(the only code that touches that line's LineAnalyzer), paho's network thread (commands
+arrive there and are handed to the line's worker through a bounded control queue),
+and a health thread (box health, systemd watchdog).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import contract, sdnotify
+from .bus.broker import EmbeddedBroker
+from .bus.client import Bus, BrokerAddress
+from .bus.commands import AckAlert, CallEnd, CallStart, CommandError, Flag, IvrContext, parse_command
+from .capture.capture import CaptureManager
+from .capture.queue import BlockQueue
+from .config import LineConfig, SiteConfig
+from .line import Call, LineAnalyzer
+from .prosody.session import Detectors
+from .store.calls import CallStore, StoreError, UnknownAlertError
+
+log = logging.getLogger(__name__)
+
+HEALTH_EVERY_S = 5.0
+CONTROL_QUEUE = 256
+WORKER_STALL_S = 20.0
+
+
+@dataclass
+class _Control:
+    kind: str                  # "cmd" | "status" | "eof"
+    data: Any
+
+
+class LineWorker:
+    """Analysis thread of one line."""
+
+    def __init__(self, app: "Daemon", line: LineConfig, detectors: Detectors):
+        self.app = app
+        self.line = line
+        self.queue = BlockQueue(app.cfg.queues.capture_frames)
+        self.control: queue.Queue[_Control] = queue.Queue(CONTROL_QUEUE)
+        self.analyzer = LineAnalyzer(line, app.cfg.calls, detectors,
+                                     on_call_start=self._call_started, on_call_end=self._call_ended,
+                                     asr=app.asr, assist=app.assist.engine, redact=app.assist.redact)
+        self.busy_s = 0.0          # analysis time, for the real-time factor in health
+        self.audio_s = 0.0
+        self.control_dropped = 0
+        self._eof = False
+        self.heartbeat = time.monotonic()   # the watchdog is only fed while every worker loops
+        # (call time at the end of a block, when it arrived): when a final transcript comes,
+        # its latency is measured from the arrival of the audio that ended the utterance
+        self.arrivals: collections.deque[tuple[float, float]] = collections.deque(maxlen=3000)
+        self._thread = threading.Thread(target=self._main, name=f"line-{line.id}", daemon=True)
+
+    def start(self) -> None:
+        self.app.emit([self.analyzer.state_message()])
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def post(self, item: _Control) -> None:
+        try:
+            self.control.put_nowait(item)
+        except queue.Full:
+            self.control_dropped += 1
+            log.error("line %s: control queue full, dropped %s %r", self.line.id, item.kind, item.data)
+
+    def _main(self) -> None:
+        stop = self.app.stopping
+        while not stop.is_set():
+            self.heartbeat = time.monotonic()
+            # asked before the queue is drained: a recogniser done with the ended call has
+            # already queued its last results, so they are handled before the summary
+            drained = self.analyzer.closing_drained()
+            while True:
+                try:
+                    item = self.control.get_nowait()
+                except queue.Empty:
+                    break
+                try:
+                    self._control(item)
+                except Exception:
+                    log.exception("line %s: failed to handle %s %r", self.line.id, item.kind, item.data)
+            if drained:
+                self.app.emit(self.analyzer.flush())
+            block = self.queue.get(timeout=0.1)
+            if block is None:
+                if self._eof:
+                    self._eof = False
+                    self.app.emit(self.analyzer.end_call(reason="end of recording"))
+                continue
+            t = time.perf_counter()
+            try:
+                msgs = self.analyzer.feed(block)
+            except Exception:
+                # a bug in analysis must not take the line (or the box) down: log, count, go on
+                log.exception("line %s: analysis failed on block at t=%.2f", self.line.id, block.t)
+                self.app.errors += 1
+                continue
+            self.busy_s += time.perf_counter() - t
+            self.audio_s += block.duration
+            if self.analyzer.call is not None:
+                self.arrivals.append((block.t + block.duration - self.analyzer.call.t0, time.monotonic()))
+            self.app.emit(msgs)
+        self.app.emit(self.analyzer.end_call(reason="daemon stopping"))
+
+    def _control(self, item: _Control) -> None:
+        a = self.analyzer
+        if item.kind == "status":
+            up, reason = item.data
+            if up:
+                log.info("line %s: up (%s)", self.line.id, reason)
+                self.app.emit(a.line_up())
+            else:
+                log.warning("line %s: down (%s)", self.line.id, reason)
+                self.app.emit(a.line_down(reason))
+        elif item.kind == "asr":
+            res = item.data
+            self.app.emit(a.on_asr_result(res))
+            if res.final and a.call is not None and a.call.call_id == res.call_id:
+                arrived = next((m for t, m in self.arrivals if t >= res.t_end - 1e-6), None)
+                if arrived is not None:
+                    self.app.final_latency.append(time.monotonic() - arrived)
+        elif item.kind == "eof":
+            self._eof = True     # acted on once the blocks already queued are analysed
+        elif item.kind == "cmd":
+            cmd = item.data
+            if isinstance(cmd, CallStart):
+                self.app.emit(a.start_call(a.t, "cmd", cmd.call_id, cmd.agent, cmd.ivr))
+            elif isinstance(cmd, CallEnd):
+                if a.call and cmd.call_id and cmd.call_id != a.call.call_id:
+                    log.warning("line %s: call_end for %s but the call in progress is %s; ignored",
+                                self.line.id, cmd.call_id, a.call.call_id)
+                else:
+                    self.app.emit(a.end_call(reason="call_end command"))
+            elif isinstance(cmd, IvrContext):
+                self.app.emit(a.ivr_context({"intent": cmd.intent, **(cmd.data or {})}))
+            elif isinstance(cmd, AckAlert):
+                self.app.store_op(lambda s: s.ack_alert(a.call.call_id if a.call else None, cmd.alert_id, cmd.by),
+                                  expected=(UnknownAlertError,))
+            elif isinstance(cmd, Flag):
+                call_id = cmd.call_id or (a.call.call_id if a.call else None)
+                if call_id is None:
+                    log.warning("line %s: flag without a call in progress; ignored", self.line.id)
+                else:
+                    self.app.store_op(lambda s: s.flag_call(call_id, cmd.reason, cmd.by, cmd.note or ""))
+
+    def _call_started(self, call: Call) -> None:
+        self.app.store_op(lambda s: s.start_call(self.line.id, call.call_id, call.agent, call.started,
+                                                 source="auto" if call.source == "auto" else "cmd", ivr=call.ivr))
+
+    def _call_ended(self, call: Call, reason: str, duration: float) -> None:
+        self.app.store_op(lambda s: s.end_call(call.call_id, contract.now_iso(), duration))
+
+
+def _percentiles(values) -> dict[str, float] | None:
+    if not values:
+        return None
+    v = sorted(values)
+    pick = lambda q: round(v[min(len(v) - 1, int(q * len(v)))], 3)
+    return {"p50": pick(0.5), "p95": pick(0.95), "n": len(v)}
+
+
+class Daemon:
+    def __init__(self, cfg: SiteConfig, embedded_port: int | None = None):
+        self.cfg = cfg
+        self.stopping = threading.Event()
+        self.errors = 0
+        self.rejected_commands = 0
+        self.data_dir = Path(cfg.data_dir)
+        self.broker: EmbeddedBroker | None = None
+        self.embedded_port = embedded_port or cfg.embedded_broker.port
+        self.store: CallStore | None = None
+        self.bus: Bus | None = None
+        self.capture: CaptureManager | None = None
+        self.workers: dict[str, LineWorker] = {}
+        self.asr = None
+        self.words = None
+        self.assist = None            # assist.setup.Assist: engine, redaction, pack watcher
+        self.final_latency: collections.deque[float] = collections.deque(maxlen=2000)
+        self._health_thread: threading.Thread | None = None
+        self.started_at = time.monotonic()
+
+    # ---- outputs ----
+    def emit(self, msgs: list[contract.Message]) -> None:
+        for m in msgs:
+            self.bus.publish(m)
+            p = m.payload
+            if isinstance(p, dict) and m.subtopic.endswith("/alert") and p.get("call_id"):
+                self.store_op(lambda s, p=p: s.add_event(p["call_id"], "alert", p))
+            elif isinstance(p, dict) and m.subtopic.endswith("/transcript") and p.get("final"):
+                self.store_op(lambda s, p=p: s.add_event(p["call_id"], "transcript", p))
+            elif isinstance(p, dict) and m.subtopic.endswith(("/suggestion", "/summary")) and p.get("call_id"):
+                kind = m.subtopic.rsplit("/", 1)[1]
+                self.store_op(lambda s, p=p, k=kind: s.add_event(p["call_id"], k, p))
+
+    def store_op(self, fn, expected: tuple = ()) -> None:
+        try:
+            fn(self.store)
+        except expected as exc:
+            # e.g. an ack for an alert raised outside any call (line_down while idle): not stored
+            log.info("call store: %s", exc)
+        except StoreError as exc:
+            self.errors += 1
+            log.error("call store: %s", exc)
+
+    # ---- inputs ----
+    def _on_cmd(self, subtopic: str, payload: bytes) -> None:
+        parts = subtopic.split("/")     # line/{line}/cmd
+        line_id = parts[1] if len(parts) == 3 else "?"
+        worker = self.workers.get(line_id)
+        if worker is None:
+            self.rejected_commands += 1
+            log.warning("command for unknown line %r rejected (this box has %s)", line_id,
+                        ", ".join(self.workers) or "no lines")
+            return
+        try:
+            cmd = parse_command(line_id, payload)
+        except CommandError as exc:
+            self.rejected_commands += 1
+            log.warning("line %s: command rejected: %s (payload %r)", line_id, exc, payload[:200])
+            return
+        worker.post(_Control("cmd", cmd))
+
+    def _on_status(self, line_id: str, up: bool, reason: str) -> None:
+        self.workers[line_id].post(_Control("status", (up, reason)))
+
+    def _on_asr(self, res) -> None:
+        self.workers[res.line].post(_Control("asr", res))
+
+    def _on_eof(self, line_id: str) -> None:
+        self.workers[line_id].post(_Control("eof", None))
+
+    # ---- life cycle ----
+    def start(self) -> None:
+        cfg = self.cfg
+        if cfg.asr is not None:
+            # model problems are start-up errors, never a crash in the middle of a call
+            from .asr.engine import build_engine
+            from .asr.words import load_words
+            self.words = load_words(cfg.asr.sensitive_words) if cfg.asr.sensitive_words else None
+            self.asr = build_engine(cfg.asr, self._on_asr, cfg.asr.models_dir)
+        from .assist.setup import build_assist
+        self.assist = build_assist(cfg, self.words)   # a broken content pack stops start-up here
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.broker is None:
+            self.broker = EmbeddedBroker(cfg.embedded_broker.bind, self.embedded_port, self.data_dir / "broker")
+            self.broker.start()
+            address = BrokerAddress(host=self.broker.host, port=self.embedded_port)  # 0.0.0.0 -> loopback
+            log.info("embedded broker listening on %s:%d", cfg.embedded_broker.bind, self.embedded_port)
+        else:
+            address = BrokerAddress.of(cfg.broker)
+        self.store = CallStore(self.data_dir / "calls")
+        for rec in self.store.open_calls():
+            # a call left open by a crash or power cut: close it so reports stay right
+            self.store_op(lambda s, r=rec: s.end_call(r["call_id"], contract.now_iso(), 0.0, status="interrupted"))
+        self.bus = Bus(cfg.topic_root, cfg.box, address, self.data_dir / "outbox.sqlite3",
+                       client_id=f"callcue-{cfg.site}-{cfg.floor}-{cfg.box}")
+        detectors: dict[int, Detectors] = {}
+        for line in cfg.lines:
+            det = detectors.setdefault(line.sample_rate, Detectors(cfg.detectors, line.sample_rate))
+            self.workers[line.id] = LineWorker(self, line, det)
+        self.bus.subscribe(contract.cmd_topic_filter(), self._on_cmd)
+        self.bus.start()
+        if self.asr is not None:
+            self.asr.start()
+        for w in self.workers.values():
+            w.start()
+        self.capture = CaptureManager(cfg, {lid: w.queue for lid, w in self.workers.items()},
+                                      on_status=self._on_status, on_eof=self._on_eof)
+        self.capture.start()
+        self._health_thread = threading.Thread(target=self._health_main, name="health", daemon=True)
+        self._health_thread.start()
+        if self.assist.watcher is not None:
+            threading.Thread(target=self._reload_main, name="pack-reload", daemon=True).start()
+        sdnotify.ready()
+        sdnotify.status(f"{len(cfg.lines)} line(s), broker {address.host}:{address.port}")
+        log.info("callcue %s/%s/%s running: %d line(s)", cfg.site, cfg.floor, cfg.box, len(cfg.lines))
+
+    def stop(self) -> None:
+        sdnotify.stopping()
+        self.stopping.set()
+        if self.capture:
+            self.capture.stop()
+        for w in self.workers.values():
+            w.join(5.0)
+        if self.asr is not None:
+            self.asr.stop()
+            for w in self.workers.values():   # finals of the last utterances
+                while True:
+                    try:
+                        item = w.control.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item.kind == "asr":
+                        self.emit(w.analyzer.on_asr_result(item.data))
+        for w in self.workers.values():       # summaries of calls that just ended
+            self.emit(w.analyzer.flush())
+        if self.bus:
+            self.bus.publish(contract.box_health(self.cfg.box, self.health()))
+            self.bus.stop(timeout=5.0)
+        if self.store:
+            self.store.close()
+        if self.broker:
+            self.broker.stop()
+
+    def health(self) -> dict[str, Any]:
+        cap = self.capture.health() if self.capture else {}
+        lines = {}
+        for lid, w in self.workers.items():
+            h = cap.get(lid, {})
+            lines[lid] = {"status": w.analyzer.status, "up": h.get("up"),
+                          "queue_frames": w.queue.depth_frames, "dropped_frames": w.queue.dropped_frames,
+                          "analysis_rtf": round(w.busy_s / w.audio_s, 5) if w.audio_s else None}
+        return {
+            "load": [round(x, 2) for x in os.getloadavg()],
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "lines_up": sum(1 for lid in lines if cap.get(lid, {}).get("up")),
+            "lines": lines,
+            "frames_dropped": sum(l["dropped_frames"] for l in lines.values()),
+            "asr_rtf": self.asr.stats()["rtf"] if self.asr else None,
+            "asr": self.asr.stats() if self.asr else None,
+            "final_latency_s": _percentiles(self.final_latency),
+            "bus": self.bus.stats() if self.bus else {},
+            "rejected_commands": self.rejected_commands,
+            "errors": self.errors,
+            "assist": self._assist_health(),
+        }
+
+    def _assist_health(self) -> dict[str, Any] | None:
+        if self.assist is None or self.assist.engine is None:
+            return None
+        w = self.assist.watcher
+        return {**self.assist.engine.health(), "reloads": w.reloads, "pack_error": w.error}
+
+    def _reload_main(self) -> None:
+        """Content pack edits go live without a restart; a broken edit is refused (see content.py)."""
+        every = self.cfg.assist.reload_s
+        while not self.stopping.wait(every):
+            try:
+                new = self.assist.watcher.check()
+            except Exception:
+                self.errors += 1
+                log.exception("content pack reload failed; keeping the previous version")
+                continue
+            if new is not None:
+                self.assist.engine.swap(new)
+
+    def _health_main(self) -> None:
+        every = min(HEALTH_EVERY_S, (sdnotify.watchdog_interval() or 2 * HEALTH_EVERY_S) / 2)
+        while not self.stopping.wait(every):
+            try:
+                self.bus.publish(contract.box_health(self.cfg.box, self.health()))
+            except Exception:
+                log.exception("health report failed")
+            stuck = [lid for lid, w in self.workers.items() if time.monotonic() - w.heartbeat > WORKER_STALL_S]
+            if stuck:
+                # no ping: systemd restarts a box whose analysis has hung
+                log.error("line worker(s) %s stalled for over %.0f s; not feeding the watchdog",
+                          ", ".join(stuck), WORKER_STALL_S)
+            else:
+                try:
+                    sdnotify.watchdog()
+                except OSError as exc:
+                    log.error("systemd watchdog ping failed: %s", exc)
+
+    def run_forever(self) -> int:
+        done = threading.Event()
+
+        def _stop(signum, _frame):
+            log.info("signal %d: stopping", signum)
+            done.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        self.start()
+        try:
+            while not done.wait(0.5):
+                pass
+        finally:
+            self.stop()
+        return 0

@@ -1,0 +1,1 @@
+"""Speech recognition: sherpa-onnx engines, speech gating, word spotting."""

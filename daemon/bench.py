@@ -1,0 +1,253 @@
+"""`callcue bench ...`: benchmarks that print figures (never timed tests).
+
+Every figure comes with a reference measured in the same run on the same input, since
+shared machines drift; the ratio is the number to compare between runs.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import DetectorConfig
+from .prosody import reference
+from .prosody.session import Detectors
+
+LIVE_BLOCK_FRAMES = 5   # what capture delivers: 100 ms
+
+
+def _pin_one_core() -> str:
+    try:
+        cpu = sorted(os.sched_getaffinity(0))[-1]
+        os.sched_setaffinity(0, {cpu})
+        return f"pinned to CPU {cpu}"
+    except (AttributeError, OSError) as exc:
+        return f"not pinned ({exc})"
+
+
+def _run(det: Detectors, audio: np.ndarray, block: int) -> list:
+    s = det.session()
+    out = []
+    for i in range(0, len(audio), block):
+        out += s.process(audio[i:i + block, 0], audio[i:i + block, 1])
+    return out + s.close()
+
+
+def _time(det, audio, block, min_time: float) -> tuple[float, list]:
+    """Median seconds per run over enough runs to fill min_time."""
+    times = []
+    t_all = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        events = _run(det, audio, block)
+        times.append(time.perf_counter() - t)
+        if time.perf_counter() - t_all >= min_time and len(times) >= 3:
+            return statistics.median(times), events
+
+
+def bench_prosody(files: list[Path], min_time: float) -> int:
+    from .replay import load_call
+
+    print(f"callcue bench prosody: full detector stack (energy, VAD, pitch, syllable rate, "
+          f"talk-over, silence, agitation) on stereo calls; {_pin_one_core()}")
+    print(f"{'file':28} {'rate':>5} {'blocks':>8} {'numba xRT':>10} {'numpy xRT':>10} {'ratio':>6} same-events")
+    worst_rt, worst_ratio = float("inf"), float("inf")
+    for path in files:
+        sr, audio = load_call(path)
+        audio = audio[:, :2]
+        cfg = DetectorConfig()
+        fast = Detectors(cfg, sr)
+        ref = Detectors(cfg, sr, reference.frame_features, reference.decide, reference.finish)
+        _run(fast, audio, len(audio))  # compile / load the kernel cache outside the timing
+        dur = len(audio) / sr
+        for label, block in (("100ms", LIVE_BLOCK_FRAMES * fast.fl), ("whole", len(audio))):
+            t_fast, ev_fast = _time(fast, audio, block, min_time)
+            t_ref, ev_ref = _time(ref, audio, block, min_time)
+            same = [(e.kind, e.speaker, round(e.t_start, 2)) for e in ev_fast] == \
+                   [(e.kind, e.speaker, round(e.t_start, 2)) for e in ev_ref]
+            rt, ratio = dur / t_fast, t_ref / t_fast
+            worst_rt, worst_ratio = min(worst_rt, rt), min(worst_ratio, ratio)
+            print(f"{path.name[:28]:28} {sr:5d} {label:>8} {rt:10.0f} {dur / t_ref:10.0f} {ratio:6.1f} "
+                  f"{'yes' if same else 'NO'}")
+    print(f"worst: {worst_rt:.0f}x real time on one core, {worst_ratio:.1f}x the NumPy version "
+          f"(targets: >= 1000x at 8 kHz, >= 10x NumPy)")
+    return 0
+
+
+def _default_calls() -> list[Path]:
+    root = Path(__file__).resolve().parent.parent / "flows" / "demo" / "calls"
+    return sorted(root.glob("*.wav"))
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks (print figures with a same-run reference)")
+    bsub = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
+    pp = bsub.add_parser("prosody", help="detector stack: times real time on one core, and vs a NumPy version")
+    pp.add_argument("wav", nargs="*", type=Path, help="stereo calls (default: the rendered demo calls)")
+    pp.add_argument("--min-time", type=float, default=2.0, help="seconds of repeated runs per measurement")
+    pp.set_defaults(func=lambda a: bench_prosody(a.wav or _default_calls(), a.min_time) if (a.wav or _default_calls())
+                    else _no_calls())
+    pa = bsub.add_parser("asr", help="concurrent calls kept up with in real time, final latency, vs faster-whisper")
+    pa.add_argument("wav", nargs="*", type=Path, help="stereo English calls (default: the English demo calls)")
+    pa.add_argument("--seconds", type=float, default=60.0, help="length of each live trial")
+    pa.add_argument("--calls", default="4,8,10,12,16", help="concurrent call counts to try, in order")
+    pa.add_argument("--threads", type=int, default=2, help="recogniser threads (and faster-whisper's)")
+    pa.add_argument("--ct2", type=Path, help="CTranslate2 Whisper tiny.en folder for the faster-whisper comparison")
+    from .assist.bench import add_parser as add_assist
+    add_assist(bsub)
+    pa.set_defaults(func=lambda a: bench_asr(a.wav or [p for p in _default_calls() if p.name.startswith("en")],
+                                             a.seconds, [int(x) for x in a.calls.split(",")], a.threads, a.ct2))
+    pe = bsub.add_parser("embed", help="sentence embeddings: per-utterance latency, int8 vs fp32 in one run")
+    pe.add_argument("-n", type=int, default=200, help="call-centre utterances (English and Chinese)")
+    pe.add_argument("--rounds", type=int, default=3, help="timed passes over the utterances")
+    pe.add_argument("--threads", type=int, default=1, help="OpenVINO inference threads")
+    pe.add_argument("--models-dir", type=Path, help="models directory (default: $CALLCUE_MODELS_DIR or models/installed)")
+    pe.set_defaults(func=lambda a: _bench_embed(a))
+
+
+def _bench_embed(a) -> int:
+    from .assist.embed_bench import bench_embed
+    return bench_embed(a.n, a.rounds, a.threads, models_dir=a.models_dir)
+
+
+def _no_calls() -> int:
+    print("callcue bench prosody: no calls given and no rendered demo calls in flows/demo/calls "
+          "(run `callcue synth flows/demo/calls/<name>.yaml` or the set-up command first)", file=sys.stderr)
+    return 2
+
+
+# ---------------------------------------------------------------------------
+# speech recognition
+# ---------------------------------------------------------------------------
+
+def _live_trial(calls: list[Path], n_calls: int, seconds: float, asr_cfg, threads: int) -> dict:
+    """n_calls stereo calls replayed in real time through the whole daemon (capture,
+    detectors, ASR, MQTT to an embedded broker); health sampled every second."""
+    import tempfile
+
+    from .app import Daemon
+    from .bus.broker import free_port
+    from .config import LineConfig, SourceConfig, default_config
+    from .replay import wav_rate
+
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="callcue-bench-") as tmp:
+        lines = [LineConfig(id=f"b{i}", sample_rate=wav_rate(calls[i % len(calls)]),
+                            source=SourceConfig(wav=calls[i % len(calls)], pace="realtime", loop=True))
+                 for i in range(n_calls)]
+        cfg = default_config(lines=lines, data_dir=Path(tmp), asr=asr_cfg.model_copy(update={"num_threads": threads}))
+        cfg = cfg.model_copy(update={"embedded_broker": cfg.embedded_broker.model_copy(update={"port": port})})
+        d = Daemon(cfg)
+        d.start()
+        samples = []
+        try:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < seconds:
+                time.sleep(1.0)
+                h = d.health()
+                samples.append((time.monotonic() - t0, h["frames_dropped"],
+                                h["asr"]["queue_chunks"] + 10 * h["asr"]["pending_utterances"],
+                                max(l["queue_frames"] for l in h["lines"].values())))
+            h = d.health()
+        finally:
+            d.stop()
+    half = [s for s in samples if s[0] >= seconds / 2]
+    first, last = half[0], half[-1]
+    growing = last[2] > first[2] + 20 or last[3] > first[3] + 50     # backlog still rising at the end
+    lat = h["final_latency_s"] or {}
+    return {"calls": n_calls, "dropped": h["frames_dropped"], "asr_dropped_s": h["asr"]["dropped_s"],
+            "backlog_growing": growing, "asr_queue_end": last[2], "p50": lat.get("p50"), "p95": lat.get("p95"),
+            "finals": lat.get("n", 0), "rtf": h["asr"]["rtf"], "mean_batch": h["asr"]["mean_batch"]}
+
+
+def _throughput_ours(calls: list[Path], asr_cfg, threads: int) -> tuple[float, float]:
+    """(audio seconds, wall seconds) for our engine on every channel of the calls, as
+    fast as it goes (VAD + Whisper via sherpa-onnx, batched)."""
+    from .asr.engine import build_engine
+    from .asr.gate import Chunk
+    from .replay import load_call
+
+    engine = build_engine(asr_cfg.model_copy(update={"num_threads": threads}), lambda r: None,
+                          asr_cfg.models_dir, preflight=False)
+    audio_s = 0.0
+    t = time.perf_counter()
+    for i, path in enumerate(calls):
+        sr, audio = load_call(path)
+        for ch, who in enumerate(("agent", "customer")):
+            engine.open(f"c{i}", who, f"c{i}", sr)
+            for k in range(0, len(audio), sr):          # 1 s chunks, contiguous
+                engine.feed(f"c{i}", who, Chunk(audio[k:k + sr, ch].copy(), k / sr))
+                engine.step()
+            engine.close(f"c{i}", who)
+            audio_s += len(audio) / sr
+    while engine.step() or engine.channels:
+        pass
+    return audio_s, time.perf_counter() - t
+
+
+def _throughput_faster_whisper(calls: list[Path], ct2_dir: Path, threads: int) -> tuple[float, float]:
+    from faster_whisper import WhisperModel
+
+    from .replay import load_call
+
+    model = WhisperModel(str(ct2_dir), device="cpu", compute_type="int8", cpu_threads=threads, num_workers=1)
+    audio_s = 0.0
+    t = time.perf_counter()
+    for path in calls:
+        sr, audio = load_call(path)
+        for ch in range(2):
+            x = audio[:, ch].astype(np.float32) / 32768.0
+            if sr != 16000:
+                from .asr.engine import upsample2
+                x = upsample2(x)
+            segments, _ = model.transcribe(x, language="en", beam_size=1, vad_filter=True,
+                                           condition_on_previous_text=False, without_timestamps=True)
+            for _ in segments:
+                pass
+            audio_s += len(audio) / sr
+    return audio_s, time.perf_counter() - t
+
+
+def bench_asr(calls: list[Path], seconds: float, steps: list[int], threads: int, ct2_dir: Path | None) -> int:
+    from .config import AsrConfig
+
+    asr_cfg = AsrConfig()
+    print(f"callcue bench asr: model {asr_cfg.model}, {threads} thread(s); {len(calls)} call recording(s) "
+          f"looped in real time through the whole daemon (capture, detectors, ASR, MQTT)")
+    print(f"{'calls':>5} {'dropped':>8} {'backlog':>8} {'p50 s':>6} {'p95 s':>6} {'finals':>6} {'asr rtf':>8} {'batch':>6}  verdict")
+    best, best_latency = 0, 0
+    for n in steps:
+        r = _live_trial(calls, n, seconds, asr_cfg, threads)
+        keeps_up = r["dropped"] == 0 and r["asr_dropped_s"] == 0 and not r["backlog_growing"]
+        fast = r["p95"] is not None and r["p95"] <= 1.5
+        print(f"{n:5d} {r['dropped']:8d} {'growing' if r['backlog_growing'] else 'steady':>8} "
+              f"{r['p50'] if r['p50'] is not None else '-':>6} {r['p95'] if r['p95'] is not None else '-':>6} "
+              f"{r['finals']:6d} {r['rtf'] if r['rtf'] is not None else '-':>8} {r['mean_batch'] or '-':>6}  "
+              f"{'keeps up' if keeps_up else 'falls behind'}{', p95 <= 1.5 s' if fast else ', p95 over 1.5 s'}",
+              flush=True)
+        if keeps_up:
+            best = n
+            if fast:
+                best_latency = n
+        else:
+            break
+    print(f"keeps up (no drops, no growing backlog) with {best} concurrent stereo calls; with p95 final latency "
+          f"<= 1.5 s as well: {best_latency} (targets: >= 8 calls, p95 <= 1.5 s)")
+    a, w = _throughput_ours(calls, asr_cfg, threads)
+    ours = a / w
+    print(f"throughput, as fast as possible, same calls, {threads} thread(s):")
+    print(f"  callcue (silero VAD + Whisper tiny.en int8, sherpa-onnx, batched): {ours:7.1f}x real time "
+          f"= {ours / 2:.1f} stereo calls")
+    if ct2_dir is None:
+        print("  faster-whisper: not measured (pass --ct2 DIR, the CTranslate2 model; pip install faster-whisper)")
+        return 0
+    fa, fw_ = _throughput_faster_whisper(calls, ct2_dir, threads)
+    fw = fa / fw_
+    print(f"  faster-whisper (CTranslate2 int8, its VAD filter):                {fw:7.1f}x real time "
+          f"= {fw / 2:.1f} stereo calls")
+    print(f"  ratio callcue / faster-whisper: {ours / fw:.2f} (target >= 1.0)")
+    return 0

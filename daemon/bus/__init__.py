@@ -1,0 +1,10 @@
+"""MQTT bus: the box's broker connection, persistent outbox, embedded broker, inbound commands."""
+from .broker import BrokerError, EmbeddedBroker, port_is_open
+from .client import BrokerAddress, Bus
+from .commands import (AckAlert, CallEnd, CallStart, Command, CommandError, Flag, IvrContext, parse_command)
+from .outbox import Outbox, OutboxError, OutboxRow
+
+__all__ = [
+    "Bus", "BrokerAddress", "EmbeddedBroker", "BrokerError", "port_is_open", "Outbox", "OutboxError", "OutboxRow",
+    "Command", "CommandError", "parse_command", "CallStart", "CallEnd", "IvrContext", "AckAlert", "Flag",
+]

@@ -1,0 +1,1 @@
+"""Sub-commands of the `callcue` CLI, one module each."""

@@ -1,0 +1,110 @@
+"""MQTT contract v1: topic names, QoS and retain flags, payload builders.
+
+The single place that knows the wire format (README, "MQTT contract"). Publishers
+use `Message`; the JSON Lines event log is the same messages with a `topic` field.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+VERSION = "v1"
+ALERT_KINDS = ("long_silence", "talk_over", "fast_speech", "agitation", "sensitive_word", "missing_phrase", "line_down")
+LINE_STATUSES = ("idle", "in_call", "down")
+CMD_OPS = ("call_start", "call_end", "ivr_context", "ack_alert", "flag")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def root(site: str, floor: str) -> str:
+    return f"callcue/{VERSION}/{site}/{floor}"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One payload for one topic (relative to the floor root), with its delivery class."""
+
+    subtopic: str
+    payload: dict[str, Any] | str
+    qos: int = 1
+    retain: bool = False
+
+    def encode(self) -> bytes:
+        if isinstance(self.payload, str):
+            return self.payload.encode()
+        return json.dumps(self.payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def jsonl(self, topic_root: str) -> str:
+        body = {"payload": self.payload} if isinstance(self.payload, str) else dict(self.payload)
+        return json.dumps({"topic": f"{topic_root}/{self.subtopic}", **body}, ensure_ascii=False)
+
+
+def box_status(box: str, online: bool) -> Message:
+    return Message(f"box/{box}/status", "online" if online else "offline", qos=1, retain=True)
+
+
+def box_health(box: str, health: dict[str, Any]) -> Message:
+    return Message(f"box/{box}/health", {"ts": now_iso(), **health}, qos=0, retain=True)
+
+
+def line_state(line: str, agent: str, call_id: str | None, status: str, since: str) -> Message:
+    assert status in LINE_STATUSES
+    return Message(f"line/{line}/state", {"line": line, "agent": agent, "call_id": call_id,
+                                          "status": status, "since": since}, qos=1, retain=True)
+
+
+def alert(line: str, call_id: str | None, kind: str, severity: str, speaker: str | None,
+          t_start: float, t_end: float, message: str, evidence: dict[str, Any]) -> Message:
+    assert kind in ALERT_KINDS
+    return Message(f"line/{line}/alert", {
+        "id": new_id(), "call_id": call_id, "kind": kind, "severity": severity, "speaker": speaker,
+        "t_start": round(t_start, 2), "t_end": round(t_end, 2), "message": message,
+        "evidence": evidence, "ts": now_iso()}, qos=1)
+
+
+def transcript(line: str, call_id: str, speaker: str, text: str, final: bool,
+               t_start: float, t_end: float, seq: int) -> Message:
+    return Message(f"line/{line}/transcript", {
+        "call_id": call_id, "speaker": speaker, "text": text, "final": final,
+        "t_start": round(t_start, 2), "t_end": round(t_end, 2), "seq": seq}, qos=1 if final else 0)
+
+
+def cmd_topic_filter() -> str:
+    return "line/+/cmd"
+
+
+SUGGESTION_KINDS = ("knowledge", "next_step", "offer")
+
+
+def suggestion(line: str, call_id: str, kind: str, title: str, body: str, score: float, t: float,
+               detail: dict[str, Any]) -> Message:
+    """A cue for the agent. `t` = call time it was made; `detail` says what it rests on
+    (article/topic, flow step, offer id, the utterance that triggered it)."""
+    assert kind in SUGGESTION_KINDS
+    assert "topic" not in detail, "'topic' is the MQTT topic in JSON Lines; name the field otherwise"
+    return Message(f"line/{line}/suggestion", {
+        "id": new_id(), "call_id": call_id, "kind": kind, "title": title, "body": body,
+        "score": round(score, 3), "t": round(t, 2), **detail, "ts": now_iso()}, qos=1)
+
+
+def flow_state(line: str, call_id: str | None, flow: str | None, steps: list[dict[str, Any]],
+               completion: float, next_step: dict[str, Any] | None, extra: dict[str, Any]) -> Message:
+    return Message(f"line/{line}/flow", {
+        "call_id": call_id, "flow": flow, "steps": steps, "completion": round(completion, 3),
+        "next_step": next_step, **extra, "ts": now_iso()}, qos=1, retain=True)
+
+
+def summary(line: str, call_id: str, summary_text: str, ticket: dict[str, Any] | None,
+            scorecard: dict[str, Any], call_type: str | None) -> Message:
+    return Message(f"line/{line}/summary", {
+        "call_id": call_id, "summary": summary_text, "ticket": ticket, "scorecard": scorecard,
+        "call_type": call_type, "ts": now_iso()}, qos=1)

@@ -1,0 +1,283 @@
+"""One line's analysis: call boundaries, prosody session, alerts -> contract messages.
+
+No I/O: blocks and commands go in, `contract.Message`s come out. The live daemon and
+`callcue replay` drive the same object, so they behave the same.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import contract
+from .audio import Block
+from .config import CallsConfig, LineConfig
+from .asr.gate import SpeechGate
+from .asr.transcripts import TranscriptTracker
+from .prosody.session import Detectors, ProsodyAlert, ProsodySession
+
+log = logging.getLogger(__name__)
+
+PREROLL_S = 1.0       # audio kept while idle, so an auto-started call includes its first words
+ACTIVITY_WINDOW_S = 2.0
+# After a call ends the recogniser still decodes its last utterances (often the closing
+# line); the call's assist session is closed (summary, at_end checks) once this much more
+# line audio has passed, or when the line's next call starts.
+ASR_DRAIN_S = 5.0
+
+
+@dataclass
+class Call:
+    call_id: str
+    agent: str
+    source: str                   # "cmd" | "auto" | "replay"
+    t0: float                     # line audio time of the call's first sample
+    started: str                  # wall clock ISO
+    session: ProsodySession
+    ivr: dict[str, Any] | None = None
+    alerts: int = 0
+    last_speech: float = 0.0      # line audio time of the last speech heard
+    kinds: collections.Counter = field(default_factory=collections.Counter)
+    gates: dict[str, SpeechGate] = field(default_factory=dict)
+    fast_spans: list[tuple[float, float]] = field(default_factory=list)   # fast_speech alerts raised
+    assist: Any = None            # AssistSession, when the assist engine runs
+    ended_at: float | None = None # line audio time the call ended
+
+
+class LineAnalyzer:
+    """Owns one line's call state. Not thread-safe: one analysis thread per line."""
+
+    def __init__(self, line: LineConfig, calls: CallsConfig, detectors: Detectors,
+                 now: Callable[[], str] = contract.now_iso, new_id: Callable[[], str] = contract.new_id,
+                 on_call_start: Callable[[Call], None] | None = None,
+                 on_call_end: Callable[[Call, str, float], None] | None = None,
+                 asr=None, assist=None, redact: Callable[[str], str] | None = None):
+        self.cfg = line
+        self.asr = asr                  # shared AsrEngine, or None: prosody only
+        self.assist = assist            # shared AssistEngine, or None
+        self.redact = redact            # masks personal numbers before anything leaves the line
+        self.transcripts = TranscriptTracker(line.id, detectors.cfg)
+        self._team_det: dict[str, Detectors] = {}
+        self._closing: Call | None = None   # ended call whose assist session still takes late transcripts
+        self.on_call_start = on_call_start
+        self.on_call_end = on_call_end
+        self.calls = calls
+        self.det = detectors
+        self.now = now
+        self.new_id = new_id
+        self.agent = line.agent
+        self.call: Call | None = None
+        self.status = "idle"
+        self.since = now()
+        self.t = 0.0                    # line audio time after the last block
+        self._idle = detectors.session()
+        self._preroll: collections.deque[Block] = collections.deque()
+        self._activity: collections.deque[tuple[float, float]] = collections.deque()
+        self._pending_ivr: dict[str, Any] | None = None
+
+    # ---- state ----
+    def state_message(self) -> contract.Message:
+        return contract.line_state(self.cfg.id, self.agent, self.call.call_id if self.call else None,
+                                   self.status, self.since)
+
+    def _set_status(self, status: str) -> list[contract.Message]:
+        if status == self.status:
+            return []
+        self.status = status
+        self.since = self.now()
+        return [self.state_message()]
+
+    # ---- calls ----
+    def start_call(self, t0: float, source: str, call_id: str | None = None, agent: str | None = None,
+                   ivr: dict[str, Any] | None = None) -> list[contract.Message]:
+        out: list[contract.Message] = []
+        if self.call is not None:
+            out += self.end_call(reason="superseded by a new call_start")
+        out += self._finish_closing()
+        if agent:
+            self.agent = agent
+        self.call = Call(call_id or self.new_id(), self.agent, source, t0, self.now(),
+                         self._detectors().session(), ivr or self._pending_ivr, last_speech=t0)
+        self._pending_ivr = None
+        if self.assist is not None:
+            self.call.assist = self.assist.session(self.cfg.id, self.call.call_id, self.cfg.team, self.call.ivr)
+        if self.asr is not None:
+            pre, post = self.asr.cfg.pre_roll_s, self.asr.cfg.post_roll_s
+            for who in ("agent", "customer"):
+                self.call.gates[who] = SpeechGate(self.cfg.sample_rate, pre, post)
+                self.asr.open(self.cfg.id, who, self.call.call_id, self.cfg.sample_rate)
+        self.transcripts.call_started(self.call.call_id)
+        if self.status != "down":
+            self.status = "idle"  # force a fresh state message carrying the call id
+            out += self._set_status("in_call")
+        log.info("line %s: call %s started (%s)", self.cfg.id, self.call.call_id, source)
+        if self.on_call_start:
+            self.on_call_start(self.call)
+        if self.call.assist is not None:
+            out += self.call.assist.start()
+        return out
+
+    def _detectors(self) -> Detectors:
+        """The line's detectors, with its team's thresholds from the content pack if it sets any."""
+        if self.assist is None or not self.cfg.team:
+            return self.det
+        cfg = self.assist.detectors_for(self.cfg.team, self.det.cfg)
+        if cfg == self.det.cfg:
+            return self.det
+        key = cfg.model_dump_json()
+        if key not in self._team_det:
+            self._team_det = {key: Detectors(cfg, self.det.sample_rate)}   # one per pack version
+        return self._team_det[key]
+
+    def _finish_closing(self) -> list[contract.Message]:
+        """Close the last ended call's assist session (summary, at_end checks)."""
+        call, self._closing = self._closing, None
+        if call is None or call.assist is None:
+            return []
+        return call.assist.close(max(0.0, (call.ended_at or self.t) - call.t0))
+
+    def closing_drained(self) -> bool:
+        """True when an ended call waits for its summary and the recogniser has finished it."""
+        c = self._closing
+        if c is None or c.assist is None:
+            return False
+        if self.asr is None:
+            return True
+        # list(): a snapshot of the engine's channel keys (line, speaker, call id), taken atomically
+        return not any(k[0] == self.cfg.id and k[2] == c.call_id for k in list(self.asr.channels))
+
+    def flush(self) -> list[contract.Message]:
+        """Everything still pending (replay end, daemon stop): the last call's summary."""
+        return self._finish_closing()
+
+    def end_call(self, reason: str = "call_end") -> list[contract.Message]:
+        call = self.call
+        if call is None:
+            return []
+        out = self._alert_messages(call, call.session.close())
+        if self.asr is not None:
+            for who in ("agent", "customer"):
+                self.asr.close(self.cfg.id, who)
+        self.call = None
+        call.ended_at = self.t
+        out += self._finish_closing()
+        self._closing = call
+        self._idle = self.det.session()
+        self._preroll.clear()
+        self._activity.clear()
+        if self.status != "down":
+            out += self._set_status("idle")
+        log.info("line %s: call %s ended (%s), %d alert(s)", self.cfg.id, call.call_id, reason, call.alerts)
+        self.last_ended = (call, reason)
+        if self.on_call_end:
+            self.on_call_end(call, reason, max(0.0, self.t - call.t0))
+        return out
+
+    # ---- audio ----
+    def feed(self, block: Block) -> list[contract.Message]:
+        out: list[contract.Message] = []
+        out += self.line_up()   # audio flowing again means the line is back
+        self.t = block.t + block.duration
+        if self._closing is not None and self.t - (self._closing.ended_at or 0.0) >= ASR_DRAIN_S:
+            out += self._finish_closing()
+        if self.call is None:
+            out += self._feed_idle(block)
+            return out
+        call = self.call
+        alerts = self._analyse(call, block)
+        if call.session.last_vad.any():
+            # last frame with speech in this block
+            idx = np.flatnonzero(call.session.last_vad.any(axis=0))[-1]
+            call.last_speech = block.t + (idx + 1) * 0.02
+        out += self._alert_messages(call, alerts)
+        if call.assist is not None:
+            out += call.assist.tick(self.t - call.t0)
+        if (self.calls.auto and call.source == "auto"
+                and self.t - call.last_speech >= self.calls.idle_end_s):
+            out += self.end_call(reason=f"no speech for {self.calls.idle_end_s:.0f} s")
+        return out
+
+    def _feed_idle(self, block: Block) -> list[contract.Message]:
+        if not self.calls.auto:
+            return []
+        self._idle.process(block.agent, block.customer)
+        self._preroll.append(block)
+        while self._preroll and self.t - self._preroll[0].t > PREROLL_S + block.duration:
+            self._preroll.popleft()
+        speech_s = float(self._idle.last_vad.any(axis=0).sum()) * 0.02
+        self._activity.append((self.t, speech_s))
+        while self._activity and self.t - self._activity[0][0] > ACTIVITY_WINDOW_S:
+            self._activity.popleft()
+        if sum(s for _, s in self._activity) < self.calls.start_speech_s:
+            return []
+        pre = list(self._preroll)
+        out = self.start_call(pre[0].t, "auto")
+        for b in pre:
+            out += self._alert_messages(self.call, self._analyse(self.call, b))
+        return out
+
+    # ---- faults ----
+    def line_down(self, reason: str) -> list[contract.Message]:
+        out = self._set_status("down")
+        call = self.call
+        t = self.t - call.t0 if call else 0.0
+        out.append(contract.alert(self.cfg.id, call.call_id if call else None, "line_down", "critical",
+                                  None, t, t, f"Line {self.cfg.id} is down: {reason}",
+                                  {"reason": reason, "agent": self.agent}))
+        return out
+
+    def line_up(self) -> list[contract.Message]:
+        if self.status != "down":
+            return []
+        return self._set_status("in_call" if self.call else "idle")
+
+    def ivr_context(self, data: dict[str, Any]) -> list[contract.Message]:
+        if self.call is None:
+            self._pending_ivr = data
+            return []
+        self.call.ivr = data
+        return self.call.assist.set_ivr(data) if self.call.assist is not None else []
+
+    # ---- speech recognition ----
+    def _analyse(self, call: Call, block: Block) -> list[ProsodyAlert]:
+        alerts = call.session.process(block.agent, block.customer)
+        if self.asr is not None and call.gates:
+            t = block.t - call.t0
+            vad = call.session.last_vad
+            for ch, (who, x) in enumerate((("agent", block.agent), ("customer", block.customer))):
+                for chunk in call.gates[who].push(x, t, vad[ch] > 0):
+                    self.asr.feed(self.cfg.id, who, chunk)
+        return alerts
+
+    def on_asr_result(self, res) -> list[contract.Message]:
+        """A transcript from the engine (possibly for a call that has just ended)."""
+        live = self.call if self.call is not None and self.call.call_id == res.call_id else None
+        owner = live or (self._closing if self._closing is not None and self._closing.call_id == res.call_id else None)
+        text = self.redact(res.text) if self.redact is not None else res.text
+        msgs, alerts = self.transcripts.result(res, text, live.fast_spans if live else None)
+        if owner is not None and owner.assist is not None:
+            now = (self.t if owner.ended_at is None else owner.ended_at) - owner.t0
+            alerts += owner.assist.heard(res.speaker, text, res.final, res.t_start, res.t_end, res.utterance, now)
+        if owner is not None:
+            for a in alerts:
+                if a.subtopic.endswith("/alert"):
+                    owner.alerts += 1
+                    owner.kinds[a.payload["kind"]] += 1
+        return msgs + alerts
+
+    # ---- helpers ----
+    def _alert_messages(self, call: Call, alerts: list[ProsodyAlert]) -> list[contract.Message]:
+        out = []
+        for a in alerts:
+            if a.kind == "fast_speech":
+                if any(s < a.t_end and a.t_start < e for s, e in call.fast_spans):
+                    continue   # the transcript already reported this stretch
+                call.fast_spans.append((a.t_start, a.t_end))
+            call.alerts += 1
+            call.kinds[a.kind] += 1
+            out.append(contract.alert(self.cfg.id, call.call_id, a.kind, a.severity, a.speaker,
+                                      a.t_start, a.t_end, a.message, a.evidence))
+        return out

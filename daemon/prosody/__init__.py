@@ -1,0 +1,1 @@
+"""Prosody detectors: Numba kernels, NumPy reference, per-call sessions."""

@@ -1,0 +1,95 @@
+"""Detector parameters packed into a float array (what the Numba kernels take).
+
+Named indices are module constants so Numba folds them into the compiled code.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..audio import FRAME_MS
+from ..config import DetectorConfig
+
+FRAME_S = FRAME_MS / 1000.0
+PITCH_RATE = 4000          # pitch is tracked on audio decimated to 4 kHz
+YIN_WINDOW = 100           # 25 ms integration window at 4 kHz
+YIN_TAU_MIN = 10           # 400 Hz
+YIN_TAU_MAX = 57           # 70 Hz
+PITCH_BUF = 160            # two frames at 4 kHz
+MAX_UTT_FRAMES = 3000      # 60 s of pitch values kept per utterance
+MAX_EVENTS = 64            # per processed block
+
+# params vector
+P_LONG_SILENCE = 0
+P_TALK_OVER = 1
+P_FAST_RATE = 2
+P_FAST_MIN_S = 3
+P_AG_PITCH_ST = 4
+P_AG_LOUD_DB = 5
+P_AG_MIN_S = 6
+P_BASELINE_S = 7
+P_VAD_MARGIN = 8
+P_VAD_MIN = 9
+P_HANGOVER = 10
+P_UTT_GAP = 11         # a pause this long ends an utterance
+P_MERGE_GAP = 12       # flagged utterances closer than this form one episode
+P_OV_GAP = 13          # an overlap survives a break this short
+P_OV_CAP = 14          # an overlap still running this long after the threshold is reported
+P_PEAK_DB = 15         # syllable nucleus: rise and fall of the envelope, dB
+P_PEAK_MIN_DIST = 16   # syllable nuclei at least this far apart, s
+P_PITCH_MIN_DBFS = 17  # pitch is only tracked in frames louder than this
+P_YIN_THRESH = 18
+P_FLOOR_BUCKET = 19    # noise floor = minimum over two buckets of this many frames
+P_BASE_MAX_W = 20      # baseline memory, seconds of speech
+P_ONSET_FRAMES = 21
+P_PEAK_VOICED = 22    # count only nuclei whose peak frame has a pitch
+P_FAST_UTT_MIN = 23   # an utterance this long has a rate worth judging, s
+N_PARAMS = 24
+
+# event rows
+EV_KIND, EV_SPEAKER, EV_T0, EV_T1 = 0, 1, 2, 3
+EV_V0 = 4
+N_EV_COLS = 12
+K_LONG_SILENCE, K_TALK_OVER, K_FAST_SPEECH, K_AGITATION = 0, 1, 2, 3
+KIND_NAMES = ("long_silence", "talk_over", "fast_speech", "agitation")
+
+# per-frame features per channel
+F_EDB, F_ENV0, F_ENV1, F_F0 = 0, 1, 2, 3
+N_FEAT = 4
+
+
+def pack_params(cfg: DetectorConfig) -> np.ndarray:
+    p = np.zeros(N_PARAMS, dtype=np.float64)
+    p[P_LONG_SILENCE] = cfg.long_silence_s
+    p[P_TALK_OVER] = cfg.talk_over_s
+    p[P_FAST_RATE] = cfg.fast_speech_syl_s
+    p[P_FAST_MIN_S] = cfg.fast_speech_min_s
+    p[P_AG_PITCH_ST] = cfg.agitation_pitch_st
+    p[P_AG_LOUD_DB] = cfg.agitation_loud_db
+    p[P_AG_MIN_S] = cfg.agitation_min_s
+    p[P_BASELINE_S] = cfg.baseline_s
+    p[P_VAD_MARGIN] = cfg.vad_margin_db
+    p[P_VAD_MIN] = cfg.vad_min_dbfs
+    p[P_HANGOVER] = cfg.vad_hangover_s
+    p[P_UTT_GAP] = 0.5
+    p[P_MERGE_GAP] = 1.5
+    p[P_OV_GAP] = 0.4
+    p[P_OV_CAP] = 3.0
+    p[P_PEAK_DB] = 4.0
+    p[P_PEAK_MIN_DIST] = 0.07
+    p[P_PITCH_MIN_DBFS] = cfg.vad_min_dbfs
+    p[P_YIN_THRESH] = 0.2
+    p[P_FLOOR_BUCKET] = 125
+    p[P_BASE_MAX_W] = 30.0
+    p[P_ONSET_FRAMES] = 2
+    p[P_PEAK_VOICED] = 0.0
+    p[P_FAST_UTT_MIN] = 1.0
+    return p
+
+
+def lowpass_taps(sample_rate: int) -> np.ndarray:
+    """Windowed-sinc low-pass at 1 kHz used before decimating to PITCH_RATE."""
+    n = 15 if sample_rate == 8000 else 29
+    k = np.arange(n) - (n - 1) / 2
+    fc = 1000.0 / sample_rate
+    h = 2 * fc * np.sinc(2 * fc * k) * np.hamming(n)
+    return (h / h.sum()).astype(np.float64)

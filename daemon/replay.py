@@ -1,0 +1,234 @@
+"""Offline run of the live pipeline over a recorded call (`callcue replay`).
+
+Reads the WAV, cuts it into the same 100 ms blocks capture produces, and drives a
+LineAnalyzer exactly as the daemon does. Every message it would publish goes to a
+JSON Lines file (one payload per line plus its `topic`), and to a broker if one is
+given. Without a config, a stereo file is agent-left / customer-right and the call
+starts at the first sample, so event times are file times.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import wave
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+
+from . import contract
+from .audio import Block, SourceError, frame_len
+from .capture.wav_source import WavReplay, open_wav
+from .config import SUPPORTED_RATES, LineConfig, SiteConfig, SourceConfig, default_config, load_config
+from .line import LineAnalyzer
+from .prosody.session import Detectors
+
+log = logging.getLogger(__name__)
+
+BLOCK_FRAMES = 5   # capture delivers 100 ms blocks; replay uses the same so results match live
+
+
+def wav_rate(path: Path) -> int:
+    """Sample rate of a WAV file; SourceError (same wording as live WAV lines) if unusable."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            rate = w.getframerate()
+    except (wave.Error, EOFError, OSError):
+        open_wav(Path(path), 0)   # raises the precise SourceError
+        raise
+    if rate not in SUPPORTED_RATES:
+        raise SourceError(f"{path}: sample rate {rate} Hz is not supported (8000 or 16000 Hz)")
+    return rate
+
+
+def load_call(path: Path, line: LineConfig | None = None) -> tuple[int, np.ndarray]:
+    """Whole call as (rate, int16 array [samples, 2] = agent, customer) via the live WAV reader."""
+    rate = wav_rate(path)
+    line = line or LineConfig(id="replay", source=SourceConfig(wav=path))
+    line = line.model_copy(update={"sample_rate": rate})
+    src = WavReplay(line)
+    try:
+        parts = []
+        while (got := src.read(rate * 10)) is not None:
+            parts.append(np.stack(got, axis=1))
+    finally:
+        src.close()
+    return rate, np.concatenate(parts) if parts else np.zeros((0, 2), np.int16)
+
+
+def replay_line(cfg: SiteConfig, line: LineConfig, wav: Path) -> LineConfig:
+    """The line a replay runs as: the configured one, reading `wav` with its channel map."""
+    src = line.source
+    return line.model_copy(update={"source": SourceConfig(
+        wav=wav, pace="fast", agent=src.tap("agent").channel, customer=src.tap("customer").channel)})
+
+
+def iter_blocks(line_id: str, audio: np.ndarray, sr: int, agent_ch: int, customer_ch: int,
+                block_frames: int = BLOCK_FRAMES) -> Iterator[Block]:
+    step = frame_len(sr) * block_frames
+    n = (len(audio) // frame_len(sr)) * frame_len(sr)
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        yield Block(line_id, i / sr, sr, np.ascontiguousarray(audio[i:j, agent_ch]),
+                    np.ascontiguousarray(audio[i:j, customer_ch]))
+
+
+def run_replay(wav: Path, cfg: SiteConfig, line: LineConfig, sink, call_id: str | None = None,
+               words: list | None = None, ivr: dict | None = None, assist=None) -> dict:
+    """Replay one call; `sink(msg)` receives every message. Returns a summary dict.
+
+    With speech recognition configured, the engine is stepped after every block in this
+    thread, so the replay is deterministic and as fast as the machine decodes."""
+    sr, audio = load_call(wav, line)
+    line = line.model_copy(update={"sample_rate": sr})
+    results: list = []
+    engine = None
+    if cfg.asr is not None:
+        from .asr.engine import build_engine
+        engine = build_engine(cfg.asr, results.append, cfg.asr.models_dir)
+    if assist is None:
+        from .assist.setup import build_assist
+        assist = build_assist(cfg, words)
+    analyzer = LineAnalyzer(line, cfg.calls.model_copy(update={"auto": False}), Detectors(cfg.detectors, sr),
+                            asr=engine, assist=assist.engine, redact=assist.redact)
+
+    def pump(final: bool = False) -> None:
+        if engine is None:
+            return
+        while engine.step() or (final and engine.channels):
+            for res in results:
+                for m in analyzer.on_asr_result(res):
+                    sink(m)
+            results.clear()
+            if not final:
+                break
+        for res in results:
+            for m in analyzer.on_asr_result(res):
+                sink(m)
+        results.clear()
+
+    sink(analyzer.state_message())
+    for m in analyzer.start_call(0.0, "replay", call_id or f"replay-{wav.stem}", ivr=ivr):
+        sink(m)
+    t = time.perf_counter()
+    for block in iter_blocks(line.id, audio, sr, 0, 1):
+        for m in analyzer.feed(block):
+            sink(m)
+        pump()
+    ending = analyzer.end_call("end of recording")
+    pump(final=True)     # last utterances are decoded before the call's state goes idle
+    for m in ending + analyzer.flush():
+        sink(m)
+    elapsed = time.perf_counter() - t
+    call, _ = analyzer.last_ended
+    return {"audio_s": len(audio) / sr, "elapsed_s": elapsed, "alerts": dict(call.kinds),
+            "asr": engine.stats() if engine else None}
+
+
+def choose_asr(cfg: SiteConfig, args) -> SiteConfig:
+    """Speech recognition for replay/demo: the config's, an explicit model, or the demo
+    model when it is installed (said on stderr either way)."""
+    from .config import AsrConfig
+
+    if getattr(args, "no_asr", False):
+        return cfg.model_copy(update={"asr": None})
+    asr = cfg.asr
+    if getattr(args, "asr_model", None):
+        asr = (asr or AsrConfig()).model_copy(update={"model": args.asr_model})
+    if asr is None:
+        from callcue.models.registry import installed_names
+        default = AsrConfig()
+        if default.model in installed_names():
+            asr = default
+        else:
+            print(f"callcue: speech recognition off: the demo model {default.model} is not installed "
+                  f"(hardware/provision.sh builds it)", file=sys.stderr)
+    return cfg.model_copy(update={"asr": asr})
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("replay", help="run the pipeline over a recorded call, as fast as possible")
+    p.add_argument("wav", type=Path, help="recorded call (16-bit PCM WAV; stereo = agent left, customer right)")
+    p.add_argument("--config", type=Path, help="site config (detector thresholds, channel map, broker)")
+    p.add_argument("--line", help="line id from the config to replay as (default: the first line)")
+    p.add_argument("--events", type=Path, help="write every payload as JSON Lines here ('-' = stdout)")
+    p.add_argument("--broker", help="also publish to this broker (mqtt://host:port); default: the config's broker")
+    p.add_argument("--call-id", help="call id to use (default replay-<file name>)")
+    p.add_argument("--rules", type=Path, help="sensitive words: one phrase per line (agent:/customer: prefix optional)")
+    p.add_argument("--content", type=Path, help="content pack folder (default: the config's, else flows/insurance)")
+    p.add_argument("--ivr", action="append", default=[], metavar="KEY=VALUE",
+                   help="IVR context sent at call start, e.g. --ivr intent=claim (repeatable)")
+    p.add_argument("--asr-model", help="speech model to use (default: the config's, else whisper-tiny.en if installed)")
+    p.add_argument("--no-asr", action="store_true", help="prosody only, no speech recognition")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    cfg = load_config(args.config) if args.config else default_config()
+    if args.line:
+        matches = [l for l in cfg.lines if l.id == args.line]
+        if not matches:
+            print(f"callcue replay: no line {args.line!r} in {args.config}", file=sys.stderr)
+            return 2
+        line = matches[0]
+    elif cfg.lines:
+        line = cfg.lines[0]
+    else:
+        line = LineConfig(id="replay", source=SourceConfig(wav=args.wav))
+    line = replay_line(cfg, line, args.wav)
+    cfg = choose_asr(cfg, args)
+    if args.content:
+        cfg = cfg.model_copy(update={"assist": cfg.assist.model_copy(update={"content": args.content})})
+    ivr = {}
+    for item in args.ivr:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"callcue replay: --ivr {item!r}: expected KEY=VALUE", file=sys.stderr)
+            return 2
+        ivr[key] = value
+    words = None
+    rules = args.rules or (cfg.asr.sensitive_words if cfg.asr else None)
+    if rules:
+        from .asr.words import load_words
+        words = load_words(rules)
+        if cfg.asr is None:
+            print("callcue replay: --rules needs speech recognition, which is off", file=sys.stderr)
+            return 2
+
+    out: IO[str] | None = None
+    if args.events:
+        out = sys.stdout if str(args.events) == "-" else open(args.events, "w", encoding="utf-8")
+    bus = None
+    broker_url = args.broker or (cfg.broker.url if cfg.broker else None)
+    if broker_url:
+        from .bus.client import Bus
+        from .config import BrokerConfig
+        bcfg = cfg.broker if (cfg.broker and not args.broker) else BrokerConfig(url=broker_url)
+        bus = Bus(cfg.topic_root, cfg.box, bcfg, outbox_path=None, client_id=f"callcue-replay-{contract.new_id()}")
+        bus.start()
+
+    def sink(msg: contract.Message) -> None:
+        if out is not None:
+            out.write(msg.jsonl(cfg.topic_root) + "\n")
+        if bus is not None:
+            bus.publish(msg)
+
+    try:
+        summary = run_replay(args.wav, cfg, line, sink, args.call_id, words, ivr or None)
+    except SourceError as exc:
+        print(f"callcue replay: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if out is not None and out is not sys.stdout:
+            out.close()
+        if bus is not None:
+            if not bus.flush(10.0):
+                log.error("replay: some messages were not acknowledged by the broker within 10 s")
+            bus.stop()
+    rt = summary["audio_s"] / max(summary["elapsed_s"], 1e-9)
+    kinds = ", ".join(f"{k} x{v}" for k, v in sorted(summary["alerts"].items())) or "no alerts"
+    print(f"{args.wav}: {summary['audio_s']:.1f} s of audio in {summary['elapsed_s']:.2f} s "
+          f"({rt:.0f}x real time): {kinds}", file=sys.stderr)
+    return 0

@@ -1,0 +1,113 @@
+"""`callcue synth` (render scripted or random test calls) and `callcue score` (alerts vs labels).
+
+File naming: a call X is X.wav, its truth X.labels.json next to it, and the alerts a
+detector run produced for it X.events.jsonl (JSON Lines, `callcue replay` format).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import zlib
+from pathlib import Path
+
+from .generate import generate_call
+from .render import NOISE_DBFS, RATES, RenderError, render_call, write_call
+from .score import KINDS, OVERLAP_S, SILENCE_S, TOLERANCE_S, format_report, score_paths
+from .script import load_script
+
+LANGS = ("en", "zh")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "synth", help="render test calls (espeak-ng + sox) with truth labels",
+        description="Render call scripts, or N random insurance calls, to stereo WAV (agent left, customer right) "
+                    "with X.labels.json next to each X.wav.")
+    p.add_argument("scripts", nargs="*", metavar="SCRIPT.yaml", help="call script(s) to render")
+    p.add_argument("-o", "--out", required=True,
+                   help="output .wav for one script; otherwise a directory (gets <name>.wav + <name>.labels.json)")
+    p.add_argument("--random", type=int, metavar="N", help="generate N random calls per language and rate")
+    p.add_argument("--lang", choices=LANGS + ("both",), default="both", help="language of random calls")
+    p.add_argument("--rate", choices=("8000", "16000", "both"), default=None,
+                   help="sample rate; 8000 is telephone band (300-3400 Hz). Default: the script's sample_rate "
+                        "or 16000 (scripts), both (random)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random calls and the noise floor")
+    p.add_argument("--noise-dbfs", type=float, default=NOISE_DBFS, help="noise floor level (default %(default)s)")
+    p.add_argument("--no-noise", action="store_true", help="digital silence between turns")
+    p.add_argument("--silence-s", type=float, default=SILENCE_S, help="long_silence label threshold, seconds")
+    p.add_argument("--overlap-s", type=float, default=OVERLAP_S, help="talk_over label threshold, seconds")
+    p.set_defaults(func=run_synth)
+
+    s = sub.add_parser(
+        "score", help="score detected alerts against synth labels",
+        description="Match alerts (JSON Lines, topic ending in /alert) to truth labels. Call X's labels "
+                    "X.labels.json pair with X.events.jsonl in the events directory.")
+    s.add_argument("--labels", required=True, help="a X.labels.json file or a directory of them")
+    s.add_argument("--events", required=True, help="a X.events.jsonl file or a directory of them")
+    s.add_argument("--tolerance", type=float, default=TOLERANCE_S, help="max |t_start| difference, seconds")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    s.set_defaults(func=run_score)
+
+
+def _rates(arg: str | None, default: str) -> list[int]:
+    arg = arg or default
+    return list(RATES) if arg == "both" else [int(arg)]
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    noise = None if args.no_noise else args.noise_dbfs
+    thresholds = {"silence_s": args.silence_s, "overlap_s": args.overlap_s}
+    jobs = []   # (name, script, rate, output path, noise seed)
+    out = Path(args.out)
+    if args.random is not None:
+        if args.scripts:
+            raise SystemExit("callcue synth: give either SCRIPT.yaml files or --random N, not both")
+        if args.random < 1:
+            raise SystemExit("callcue synth: --random N needs N >= 1")
+        for lang in LANGS if args.lang == "both" else (args.lang,):
+            for i in range(args.random):
+                script = generate_call(f"{args.seed}-{i}", lang)
+                for rate in _rates(args.rate, "both"):
+                    name = f"{lang}-{i:03d}-{rate // 1000}k"
+                    jobs.append((name, script, rate, out / f"{name}.wav", zlib.crc32(f"{args.seed}:{name}".encode())))
+    else:
+        if not args.scripts:
+            raise SystemExit("callcue synth: give SCRIPT.yaml file(s) or --random N")
+        if args.rate == "both":
+            raise SystemExit("callcue synth: with scripts, --rate is 8000 or 16000")
+        single = len(args.scripts) == 1 and out.suffix.lower() == ".wav"
+        for path in args.scripts:
+            script = load_script(path)
+            rate = int(args.rate) if args.rate else (script.sample_rate or 16000)
+            target = out if single else out / (Path(path).stem + ".wav")
+            jobs.append((Path(path).stem, script, rate, target, args.seed))
+    try:
+        for name, script, rate, target, seed in jobs:
+            t0 = time.monotonic()
+            call = render_call(script, rate, noise, seed, thresholds["silence_s"], thresholds["overlap_s"])
+            write_call(call, target)
+            kinds = ", ".join(f"{sum(e.kind == k for e in call.events)} {k}" for k in KINDS)
+            print(f"{target}: {call.duration:.1f} s, {len(call.turns)} turns, {kinds} "
+                  f"(rendered in {time.monotonic() - t0:.2f} s)")
+    except RenderError as exc:
+        print(f"callcue synth: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    report = score_paths(args.labels, args.events, args.tolerance)
+    if args.json:
+        print(json.dumps({
+            "calls": report.calls, "tolerance": report.tolerance, "ignored_alerts": report.ignored,
+            "kinds": {k: {"tp": ks.tp, "fp": ks.fp, "fn": ks.fn, "precision": ks.precision, "recall": ks.recall,
+                          "mean_abs_start_error": ks.mean_start_error, "mean_abs_end_error": ks.mean_end_error}
+                      for k, ks in report.kinds.items()},
+            "misses": [{"call": n, **e.as_dict()} for n, e in report.misses],
+            "false_alarms": [{"call": n, **e.as_dict()} for n, e in report.false_alarms],
+        }, indent=1))
+    else:
+        print(format_report(report))
+    return 0

@@ -1,0 +1,220 @@
+"""Render a call script to a stereo WAV (agent left, customer right) plus truth labels.
+
+Each turn is spoken by espeak-ng, resampled (and for 8 kHz band-limited to the
+telephone band) by sox, trimmed to its real speech, and placed on the timeline. The
+labels' turn times are those trimmed boundaries, so they are where speech really is.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..yamlfile import ConfigError
+from .score import EVENTS_SUFFIX, LABELS_SUFFIX, OVERLAP_S, SILENCE_S, Event, derive_events
+from .script import DEFAULT_GAP, CallScript, ResolvedParams, resolve_params
+
+log = logging.getLogger(__name__)
+
+RATES = (8000, 16000)
+TELEPHONE_BAND = (300, 3400)
+NOISE_DBFS = -60.0
+# Speech starts/ends where the signal first/last rises above this level.
+TRIM_DBFS = -50.0
+# espeak-ng at amplitude 200 already reaches full scale; keep room for band-filter overshoot.
+HEADROOM = 0.7
+
+
+class RenderError(ConfigError):
+    """A script cannot be rendered (tool missing, bad voice, turns that collide)."""
+
+
+@lru_cache(maxsize=1)
+def espeak_data_dir() -> Path:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RenderError("espeak-ng not found on PATH (Debian package espeak-ng)")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
+    # "eSpeak NG text-to-speech: 1.51  Data at: /usr/lib/x86_64-linux-gnu/espeak-ng-data"
+    if "Data at:" not in out:
+        raise RenderError(f"cannot tell espeak-ng's data directory from `espeak-ng --version`: {out.strip()!r}")
+    return Path(out.split("Data at:", 1)[1].strip())
+
+
+def check_voice(voice: str) -> None:
+    """espeak-ng silently ignores an unknown +variant; refuse it instead."""
+    if "+" in voice:
+        variant = voice.split("+", 1)[1]
+        vdir = espeak_data_dir() / "voices" / "!v"
+        if not (vdir / variant).is_file():
+            raise RenderError(f"espeak-ng voice {voice!r}: unknown variant {variant!r} "
+                              f"(see `espeak-ng --voices=variant`, files in {vdir})")
+
+
+def _run(cmd: list[str], data: bytes, what: str) -> bytes:
+    try:
+        proc = subprocess.run(cmd, input=data, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise RenderError(f"{cmd[0]} not found on PATH (Debian package {cmd[0]})") from None
+    if proc.returncode != 0 or not proc.stdout:
+        err = proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}, no output"
+        raise RenderError(f"{what}: {cmd[0]} failed: {err}")
+    return proc.stdout
+
+
+def trim_bounds(x: np.ndarray, dbfs: float = TRIM_DBFS) -> tuple[int, int]:
+    """[first, last+1) of samples above ``dbfs``; (0, 0) when all is below."""
+    idx = np.flatnonzero(np.abs(x) > 10 ** (dbfs / 20))
+    if idx.size == 0:
+        return 0, 0
+    return int(idx[0]), int(idx[-1]) + 1
+
+
+def synth_speech(text: str, params: ResolvedParams, rate: int, what: str = "turn") -> np.ndarray:
+    """Speech of one turn at ``rate``, float32 in [-1, 1], trimmed to the real speech."""
+    if rate not in RATES:
+        raise RenderError(f"sample rate {rate} not supported (use 8000 or 16000)")
+    check_voice(params.voice)
+    # -b 1: the text is UTF-8 whatever the locale says
+    wav = _run(["espeak-ng", "-b", "1", "-v", params.voice, "-s", str(params.speed), "-p", str(params.pitch),
+                "-a", str(params.amplitude), "--stdout"], " ".join(text.split()).encode("utf-8"), what)
+    effects = ["rate", "-v", str(rate)]
+    if rate == 8000:
+        effects = ["sinc", f"{TELEPHONE_BAND[0]}-{TELEPHONE_BAND[1]}"] + effects
+    raw = _run(["sox", "-V1", "-t", "wav", "-", "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-"]
+               + effects, wav, what)
+    x = np.frombuffer(raw, dtype="<f4")
+    a, b = trim_bounds(x)
+    if b == a:
+        raise RenderError(f"{what}: espeak-ng produced no audible speech for {text!r}")
+    return x[a:b].astype(np.float32)
+
+
+@dataclass
+class RenderedCall:
+    audio: np.ndarray            # int16, shape (n, 2): agent, customer
+    sample_rate: int
+    language: str
+    title: str | None
+    turns: list[dict]            # speaker, text, style, t_start, t_end, espeak
+    events: list[Event]
+    thresholds: dict
+    expect: dict | None = None   # the script's call-level assist truth
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    def labels(self, audio_name: str) -> dict:
+        return {"audio": audio_name, "sample_rate": self.sample_rate, "language": self.language,
+                "title": self.title, "duration": round(self.duration, 3), "thresholds": self.thresholds,
+                "turns": self.turns, "events": [e.as_dict() for e in self.events], "expect": self.expect}
+
+
+def render_call(script: CallScript, rate: int = 16000, noise_dbfs: float | None = NOISE_DBFS, seed: int = 0,
+                silence_s: float = SILENCE_S, overlap_s: float = OVERLAP_S,
+                workers: int | None = None) -> RenderedCall:
+    """Speak every turn (in parallel: each turn is its own espeak-ng + sox processes) and mix."""
+    params = [resolve_params(script, t) for t in script.turns]
+    whats = [f"turn {i + 1} ({t.speaker}: {t.text[:30]!r})" for i, t in enumerate(script.turns)]
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        speech = list(pool.map(lambda a: synth_speech(a[0].text, a[1], rate, a[2]),
+                               zip(script.turns, params, whats)))
+
+    placed: list[tuple[int, int]] = []     # (start, end) sample of each turn
+    latest_end = 0
+    for i, (turn, x) in enumerate(zip(script.turns, speech)):
+        if turn.at is not None:
+            start = round(turn.at * rate)
+        else:
+            gap = DEFAULT_GAP if turn.gap is None else turn.gap
+            start = latest_end + round(gap * rate)
+            if start < 0:
+                raise RenderError(f"{whats[i]}: gap {gap:g} s would start it before the call begins")
+        end = start + len(x)
+        for j in range(i):
+            if script.turns[j].speaker == turn.speaker and start < placed[j][1] and placed[j][0] < end:
+                raise RenderError(
+                    f"{whats[i]} at {start / rate:.2f}-{end / rate:.2f} s collides with {whats[j]} at "
+                    f"{placed[j][0] / rate:.2f}-{placed[j][1] / rate:.2f} s: one party cannot say two turns "
+                    f"at once (use a larger gap, or let the other party talk over)")
+        placed.append((start, end))
+        latest_end = max(latest_end, end)
+
+    n = latest_end + round(script.tail * rate)
+    mix = np.zeros((n, 2), dtype=np.float32)
+    for turn, x, (s, e) in zip(script.turns, speech, placed):
+        mix[s:e, 0 if turn.speaker == "agent" else 1] += x * HEADROOM
+    if noise_dbfs is not None:
+        # a low floor, so silence is not digital zero (VADs and pitch trackers behave differently on zeros)
+        rng = np.random.default_rng(seed)
+        mix += rng.standard_normal(mix.shape).astype(np.float32) * np.float32(10 ** (noise_dbfs / 20))
+    clipped = int(np.count_nonzero(np.abs(mix) > 1.0))
+    if clipped:
+        log.warning("%d samples clipped while mixing", clipped)
+    audio = np.clip(np.round(mix * 32767), -32768, 32767).astype(np.int16)
+
+    turns = []
+    for turn, p, (s, e) in zip(script.turns, params, placed):
+        turns.append({"speaker": turn.speaker, "text": turn.text, "style": turn.style,
+                      "t_start": round(s / rate, 3), "t_end": round(e / rate, 3), "espeak": p.model_dump(),
+                      "expect": turn.expect.model_dump() if turn.expect else None})
+    events = derive_events(turns, silence_s, overlap_s)
+    return RenderedCall(audio, rate, script.language, script.title, turns, events,
+                        {"long_silence_s": silence_s, "talk_over_s": overlap_s},
+                        script.expect.model_dump() if script.expect else None)
+
+
+def labels_path_for(wav: str | Path) -> Path:
+    """X.wav -> X.labels.json (and the scorer looks for X.events.jsonl)."""
+    wav = Path(wav)
+    return wav.with_name(wav.stem + LABELS_SUFFIX)
+
+
+def events_path_for(wav: str | Path) -> Path:
+    wav = Path(wav)
+    return wav.with_name(wav.stem + EVENTS_SUFFIX)
+
+
+def write_wav(path: str | Path, audio: np.ndarray, rate: int) -> None:
+    """16-bit PCM WAV; ``audio`` is int16 of shape (n, channels)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(audio.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.ascontiguousarray(audio, dtype="<i2").tobytes())
+    tmp.replace(path)
+
+
+def write_call(call: RenderedCall, wav: str | Path) -> Path:
+    """Write X.wav and X.labels.json; returns the labels path."""
+    wav = Path(wav)
+    if wav.suffix.lower() != ".wav":
+        raise RenderError(f"{wav}: output file name must end in .wav")
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    write_wav(wav, call.audio, call.sample_rate)
+    lp = labels_path_for(wav)
+    tmp = lp.with_name(lp.name + ".part")
+    tmp.write_text(json.dumps(call.labels(wav.name), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(lp)
+    return lp
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """int16 (n, channels) and the sample rate of a 16-bit PCM WAV."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise RenderError(f"{path}: not 16-bit PCM")
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        return data.reshape(-1, w.getnchannels()), w.getframerate()

@@ -1,0 +1,1 @@
+"""Model manifest and install / convert tooling."""

@@ -1,0 +1,156 @@
+"""Shared fixtures: a real MQTT broker and a subscriber that collects what it hears.
+
+`mqtt_broker` reuses the Mosquitto on 127.0.0.1:1883 when one answers, otherwise it
+starts an embedded one on a free port, so CI without a system broker still runs.
+Other test files: use the `mqtt_broker`, `private_broker` and `collector` fixtures,
+or `from conftest import collect` for a Collector of your own.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from callcue.daemon.bus.broker import EmbeddedBroker, free_port, port_is_open
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory) -> tuple[str, int]:
+    """(host, port) of a running broker shared by the whole session."""
+    if port_is_open("127.0.0.1", 1883):
+        yield ("127.0.0.1", 1883)
+        return
+    with EmbeddedBroker("127.0.0.1", free_port(), tmp_path_factory.mktemp("mosquitto")) as broker:
+        yield (broker.host, broker.port)
+
+
+@pytest.fixture
+def private_broker(tmp_path) -> EmbeddedBroker:
+    """A broker of this test's own (.host, .port); .stop() and .start() it for outage tests."""
+    broker = EmbeddedBroker("127.0.0.1", free_port(), tmp_path / "mosquitto")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+    @property
+    def text(self) -> str:
+        return self.payload.decode("utf-8")
+
+
+@dataclass
+class Collector:
+    """A real paho subscriber that records every message it receives."""
+
+    client: mqtt.Client
+    messages: list[Received] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def _add(self, msg: Received) -> None:
+        with self._cond:
+            self.messages.append(msg)
+            self._cond.notify_all()
+
+    def snapshot(self) -> list[Received]:
+        with self._cond:
+            return list(self.messages)
+
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 5.0) -> list[Received]:
+        """Wait until predicate(messages so far) is true; returns them, or fails the test
+        listing what did arrive."""
+        with self._cond:
+            if self._cond.wait_for(lambda: predicate(self.messages), timeout):
+                return list(self.messages)
+            got = [(m.topic, m.payload[:80], m.retain) for m in self.messages]
+        raise AssertionError(f"condition not met within {timeout} s; received {len(got)} message(s): {got[-20:]}")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def collect(host: str, port: int, topic_filter: str, *, timeout: float = 5.0,
+            client_id: str | None = None, clean_session: bool = True) -> Collector:
+    """Subscribe to topic_filter (QoS 1) and return once the broker confirmed it.
+
+    With a fixed client_id and clean_session=False the broker keeps the subscription
+    and queues messages while the collector or the broker is away.
+    """
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
+                    clean_session=clean_session, protocol=mqtt.MQTTv311)
+    c.reconnect_delay_set(1, 1)
+    col = Collector(c)
+    subscribed = threading.Event()
+
+    def on_connect(client, userdata, flags, rc, props):
+        if not rc.is_failure:
+            client.subscribe(topic_filter, qos=1)
+
+    c.on_connect = on_connect
+    c.on_subscribe = lambda *a: subscribed.set()
+    c.on_message = lambda client, userdata, m: col._add(Received(m.topic, bytes(m.payload), bool(m.retain)))
+    c.connect_async(host, port, keepalive=10)
+    c.loop_start()
+    if not subscribed.wait(timeout):
+        col.close()
+        raise AssertionError(f"could not subscribe to {topic_filter!r} on {host}:{port} within {timeout} s")
+    return col
+
+
+@pytest.fixture
+def collector():
+    """Factory: collector(host, port, topic_filter, **kw) -> Collector, closed after the test."""
+    made: list[Collector] = []
+
+    def make(host: str, port: int, topic_filter: str, **kw) -> Collector:
+        col = collect(host, port, topic_filter, **kw)
+        made.append(col)
+        return col
+
+    yield make
+    for col in made:
+        col.close()
+
+
+def clear_retained(host: str, port: int, topic_filter: str, settle: float = 0.3) -> int:
+    """Delete every retained message under topic_filter (publish empty retained); returns how many."""
+    col = collect(host, port, topic_filter)
+    try:
+        time.sleep(settle)  # retained messages arrive right after the SUBACK
+        topics = {m.topic for m in col.snapshot() if m.retain and m.payload}
+        for t in topics:
+            col.client.publish(t, b"", qos=1, retain=True).wait_for_publish(5)
+        return len(topics)
+    finally:
+        col.close()
+
+
+@pytest.fixture
+def mqtt_root(mqtt_broker) -> str:
+    """A topic root of this test's own on the shared broker; its retained messages are cleared after."""
+    root = f"callcue/v1/t{uuid.uuid4().hex[:10]}/f1"
+    yield root
+    clear_retained(*mqtt_broker, f"{root}/#")
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    """Poll predicate() until true, or fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.02)
+
+
+__all__ = ["collect", "Collector", "Received", "free_port", "wait_until", "clear_retained"]

@@ -1,0 +1,71 @@
+"""Detector accuracy on labelled calls made with espeak-ng + sox (English and Mandarin,
+16 kHz and 8 kHz telephone band), through the real `callcue replay` command.
+
+The default run uses a small fresh corpus (seeds the tuning never saw); the slow
+marker runs a bigger one: `pytest -m slow tests/test_accuracy.py`.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from callcue.daemon import cli
+from callcue.daemon.synth.generate import generate_call
+from callcue.daemon.synth.render import render_call, write_call
+from callcue.daemon.synth.score import KINDS, format_report, score_paths
+
+DEMO_CALLS = Path(__file__).resolve().parent.parent / "flows" / "demo" / "calls"
+
+
+def _render(job: tuple[str, int, int, str]) -> str:
+    lang, rate, seed, out = job
+    path = Path(out) / f"{lang}-{seed}-{rate // 1000}k.wav"
+    write_call(render_call(generate_call(f"acc-{seed}", lang), rate, seed=seed), path)
+    return str(path)
+
+
+def corpus(tmp: Path, seeds: range) -> list[Path]:
+    jobs = [(lang, rate, seed, str(tmp)) for lang in ("en", "zh") for rate in (8000, 16000) for seed in seeds]
+    with ProcessPoolExecutor(2) as pool:
+        return [Path(p) for p in pool.map(_render, jobs)]
+
+
+def replay_and_score(wavs: list[Path], out: Path, asr: bool = False):
+    for wav in wavs:
+        rc = cli.main(["replay", str(wav), "--events", str(out / (wav.stem + ".events.jsonl"))]
+                      + ([] if asr else ["--no-asr"]))
+        assert rc == 0, wav
+    return score_paths(out, out)
+
+
+def check(report, min_events: int) -> None:
+    text = format_report(report)
+    print(text)
+    for kind in KINDS:
+        k = report.kinds[kind]
+        assert k.tp + k.fn >= min_events, f"corpus too small for {kind}:\n{text}"
+        assert k.precision >= 0.9 and k.recall >= 0.9, f"{kind} below 0.9:\n{text}"
+
+
+def test_detectors_on_fresh_espeak_calls(tmp_path):
+    wavs = corpus(tmp_path, range(3))
+    check(replay_and_score(wavs, tmp_path), min_events=3)
+
+
+def test_bundled_demo_calls(tmp_path):
+    wavs = sorted(DEMO_CALLS.glob("*.wav"))
+    if not wavs:
+        pytest.skip("demo calls not rendered (hardware/provision.sh renders them)")
+    for wav in wavs:  # the labels rendered next to each demo WAV
+        name = wav.stem + ".labels.json"
+        (tmp_path / name).write_bytes((DEMO_CALLS / name).read_bytes())
+    # with speech recognition on when the demo model is installed, as `callcue replay` runs by default
+    check(replay_and_score(wavs, tmp_path, asr=True), min_events=1)
+
+
+@pytest.mark.slow
+def test_detectors_on_a_large_corpus(tmp_path):
+    wavs = corpus(tmp_path, range(100, 115))
+    check(replay_and_score(wavs, tmp_path), min_events=20)

@@ -1,0 +1,127 @@
+"""The live daemon end to end, in-process: WAV lines -> analysis -> real Mosquitto."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from callcue.daemon.app import Daemon
+from callcue.daemon.config import BrokerConfig, LineConfig, SourceConfig, default_config
+from callcue.daemon.store.calls import CallStore
+from conftest import wait_until
+from test_prosody import call, speech
+
+SR = 8000
+
+
+def write_wav(path: Path, audio: np.ndarray, sr: int = SR) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(audio.shape[1] if audio.ndim == 2 else 1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes(audio.astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture
+def sample_call(tmp_path) -> Path:
+    # greeting, an interruption by the agent at 3.5 s (2 s overlap), then 6 s of dead air
+    audio = call([("customer", 0.5, speech(5.0, f0=210)), ("agent", 3.5, speech(4.0)),
+                  ("customer", 13.5, speech(3.0, f0=210))], 17.0)
+    return write_wav(tmp_path / "call.wav", audio)
+
+
+def payloads(col, suffix):
+    out = []
+    for m in col.snapshot():
+        if m.topic.endswith(suffix) and m.payload:
+            out.append(json.loads(m.payload))
+    return out
+
+
+def make_daemon(tmp_path, mqtt_broker, lines, site):
+    host, port = mqtt_broker
+    cfg = default_config(site=site, lines=lines, data_dir=tmp_path / "data",
+                         broker=BrokerConfig(url=f"mqtt://{host}:{port}"))
+    return Daemon(cfg), cfg
+
+
+def test_alerts_and_line_down_reach_the_broker(tmp_path, mqtt_broker, collector, sample_call):
+    site = f"t{uuid.uuid4().hex[:8]}"
+    mono = write_wav(tmp_path / "mono.wav", np.zeros((SR * 2, 1)))
+    lines = [LineConfig(id="good", agent="Alice", source=SourceConfig(wav=sample_call, pace="fast")),
+             LineConfig(id="bad", agent="Bob", source=SourceConfig(wav=mono, pace="fast"))]
+    daemon, cfg = make_daemon(tmp_path, mqtt_broker, lines, site)
+    col = collector(*mqtt_broker, f"{cfg.topic_root}/#")
+    daemon.start()
+    try:
+        col.wait_for(lambda ms: any(m.topic.endswith("line/good/state") and b'"idle"' in m.payload
+                                    and b"call_id\":null" in m.payload for m in ms[3:]) and
+                     any(m.topic.endswith("line/bad/alert") for m in ms), timeout=30)
+        good = payloads(col, "line/good/alert")
+        kinds = sorted(a["kind"] for a in good)
+        assert kinds == ["long_silence", "talk_over"], good
+        tov = next(a for a in good if a["kind"] == "talk_over")
+        assert tov["speaker"] == "agent" and tov["evidence"]["overlap_s"] >= 1.0
+        down = payloads(col, "line/bad/alert")
+        assert down[0]["kind"] == "line_down"
+        assert "mono" in down[0]["message"] and "channel 1" in down[0]["message"]
+        states = payloads(col, "line/bad/state")
+        assert states[-1]["status"] == "down"
+        # a late subscriber (a TUI started now) sees the retained box status and line states
+        late = collector(*mqtt_broker, f"{cfg.topic_root}/#")
+        late.wait_for(lambda ms: any(m.retain and m.topic.endswith(f"box/{cfg.box}/status")
+                                     and m.payload == b"online" for m in ms)
+                      and any(m.retain and m.topic.endswith("line/bad/state") and b'"down"' in m.payload
+                              for m in ms), 5)
+    finally:
+        daemon.stop()
+    # the call and its alerts are in the store (the daemon has closed it)
+    store = CallStore(tmp_path / "data" / "calls")
+    try:
+        calls = store.list_calls(line="good")
+        assert len(calls) == 1
+        rec = store.get_call(calls[0]["call_id"])
+        assert {e["payload"]["kind"] for e in rec["events"] if e["kind"] == "alert"} == {"long_silence", "talk_over"}
+    finally:
+        store.close()
+
+
+def test_commands_drive_calls_and_bad_commands_are_rejected(tmp_path, mqtt_broker, collector, sample_call):
+    site = f"t{uuid.uuid4().hex[:8]}"
+    lines = [LineConfig(id="101", agent="Alice", source=SourceConfig(wav=sample_call, pace="realtime", loop=True))]
+    daemon, cfg = make_daemon(tmp_path, mqtt_broker, lines, site)
+    daemon.cfg = cfg.model_copy(update={"calls": cfg.calls.model_copy(update={"auto": False})})
+    col = collector(*mqtt_broker, f"{cfg.topic_root}/#")
+    daemon.start()
+    cmd = f"{cfg.topic_root}/line/101/cmd"
+    try:
+        # the daemon subscribes before it announces itself online: commands sent earlier would be lost
+        col.wait_for(lambda ms: any(m.topic.endswith("/status") and m.payload == b"online" for m in ms), 20)
+        for bad in (b"not json", b"[1,2]", b'{"op":"explode"}', b'{"op":"ack_alert"}', b"\xff\xfe"):
+            col.client.publish(cmd, bad, qos=1).wait_for_publish(5)
+        col.client.publish(f"{cfg.topic_root}/line/nope/cmd", b'{"op":"call_end"}', qos=1).wait_for_publish(5)
+        wait_until(lambda: daemon.rejected_commands == 6, 10, "six rejected commands")
+        col.client.publish(cmd, json.dumps({"op": "call_start", "call_id": "c-42", "agent": "Alice W"}),
+                           qos=1).wait_for_publish(5)
+        col.wait_for(lambda ms: any(b'"c-42"' in m.payload and b"in_call" in m.payload for m in ms), 10)
+        col.client.publish(cmd, json.dumps({"op": "flag", "reason": "coaching", "by": "sup1"}),
+                           qos=1).wait_for_publish(5)
+        time.sleep(0.5)
+        col.client.publish(cmd, json.dumps({"op": "call_end", "call_id": "c-42"}), qos=1).wait_for_publish(5)
+        col.wait_for(lambda ms: payloads(col, "line/101/state")[-1]["status"] == "idle", 10)
+        assert daemon.errors == 0
+    finally:
+        daemon.stop()
+    store = CallStore(tmp_path / "data" / "calls")
+    try:
+        rec = store.get_call("c-42")
+        assert rec["agent"] == "Alice W" and rec["ended"]
+        assert any(e["kind"] == "flag" for e in rec["events"]) or rec.get("flags")
+    finally:
+        store.close()

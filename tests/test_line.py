@@ -1,0 +1,63 @@
+"""LineAnalyzer, pure logic: blocks and commands in, contract messages out."""
+import numpy as np
+
+from callcue.daemon.audio import Block
+from callcue.daemon.config import CallsConfig, DetectorConfig, LineConfig, SourceConfig
+from callcue.daemon.line import LineAnalyzer
+from callcue.daemon.prosody.session import Detectors
+from test_prosody import call, speech
+
+SR = 8000
+
+
+def feed(an: LineAnalyzer, audio: np.ndarray, t0: float = 0.0, block_s: float = 0.1):
+    out = []
+    step = int(SR * block_s)
+    for i in range(0, len(audio) - step + 1, step):
+        out += [(t0 + i / SR, m) for m in an.feed(Block("7", t0 + i / SR, SR, audio[i:i + step, 0].copy(),
+                                                          audio[i:i + step, 1].copy()))]
+    return out
+
+
+def analyzer(**calls) -> LineAnalyzer:
+    line = LineConfig(id="7", agent="Ann", source=SourceConfig(wav="x.wav"))
+    ids = iter(f"call-{i}" for i in range(100))
+    return LineAnalyzer(line, CallsConfig(**calls), Detectors(DetectorConfig(), SR), new_id=lambda: next(ids))
+
+
+def states(msgs):
+    return [(round(t, 1), m.payload["status"], m.payload["call_id"]) for t, m in msgs if m.subtopic.endswith("/state")]
+
+
+def test_auto_call_starts_on_speech_and_ends_after_idle():
+    an = analyzer(auto=True, idle_end_s=4.0, start_speech_s=0.5)
+    audio = call([("customer", 3.0, speech(2.0, f0=200)), ("agent", 5.5, speech(2.0))], 14.0)
+    msgs = feed(an, audio)
+    st = states(msgs)
+    assert [s[1] for s in st] == ["in_call", "idle"]
+    assert 3.0 < st[0][0] < 4.0             # a little speech is needed to start
+    assert 11.0 < st[1][0] < 12.5           # 4 s after the last word (7.5 s)
+    call_obj, reason = an.last_ended
+    assert call_obj.t0 <= 3.0 and "no speech" in reason   # the pre-roll keeps the first words
+
+
+def test_no_auto_calls_when_disabled_and_commands_drive_calls():
+    an = analyzer(auto=False)
+    audio = call([("customer", 0.5, speech(2.0, f0=200))], 4.0)
+    assert states(feed(an, audio)) == []
+    msgs = an.start_call(4.0, "cmd", call_id="pbx-1", agent="Ann B")
+    assert msgs[0].payload["status"] == "in_call" and msgs[0].payload["agent"] == "Ann B"
+    # a second call_start ends the first call before the new one
+    msgs = an.start_call(5.0, "cmd", call_id="pbx-2")
+    assert [(m.payload["status"], m.payload["call_id"]) for m in msgs] == [("idle", None), ("in_call", "pbx-2")]
+
+
+def test_line_down_and_back():
+    an = analyzer(auto=False)
+    an.start_call(0.0, "cmd", call_id="c1")
+    msgs = an.line_down("device 'usb1' delivered no audio for 1 s")
+    assert msgs[0].payload["status"] == "down"
+    alert = msgs[1].payload
+    assert alert["kind"] == "line_down" and alert["call_id"] == "c1" and "usb1" in alert["message"]
+    back = feed(an, call([], 0.2))
+    assert states(back) == [(0.0, "in_call", "c1")]

@@ -1,0 +1,157 @@
+"""Prosody detectors on plain synthetic signals (no I/O): voiced 'syllables' made of a
+harmonic tone with a syllable-rate envelope, placed on a two-channel timeline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from callcue.daemon.config import DetectorConfig
+from callcue.daemon.prosody import reference
+from callcue.daemon.prosody.session import Detectors
+
+SR = 8000
+
+
+def speech(dur: float, f0: float = 120.0, syl_rate: float = 4.0, level_db: float = -22.0,
+           sr: int = SR, seed: int = 0) -> np.ndarray:
+    """Voiced speech stand-in: harmonics of f0 under a syllable-rate envelope."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(dur * sr)) / sr
+    f = f0 * (1 + 0.03 * np.sin(2 * np.pi * 1.3 * t))           # a little intonation
+    phase = 2 * np.pi * np.cumsum(f) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, 8))
+    env = np.clip(np.sin(np.pi * syl_rate * t + rng.uniform(0, 1)) ** 2, 0, 1) ** 1.5
+    x = x * env
+    x *= 10 ** (level_db / 20) * 32768 / (np.sqrt(np.mean(x ** 2)) + 1e-9)
+    return x
+
+
+def call(parts: list[tuple[str, float, np.ndarray]], dur: float, sr: int = SR) -> np.ndarray:
+    """Stereo int16 call: parts are (speaker, start s, samples)."""
+    out = np.random.default_rng(1).normal(0, 8, (int(dur * sr), 2))   # faint line noise
+    for who, start, x in parts:
+        ch = 0 if who == "agent" else 1
+        i = int(start * sr)
+        out[i:i + len(x), ch] += x[: len(out) - i]
+    return np.clip(out, -32768, 32767).astype(np.int16)
+
+
+def run(audio: np.ndarray, block: int | None = None, cfg: DetectorConfig | None = None,
+        sr: int = SR, impl: str = "numba"):
+    cfg = cfg or DetectorConfig()
+    det = Detectors(cfg, sr) if impl == "numba" else Detectors(
+        cfg, sr, reference.frame_features, reference.decide, reference.finish)
+    s = det.session()
+    block = block or len(audio)
+    out = []
+    for i in range(0, len(audio), block):
+        out += s.process(audio[i:i + block, 0], audio[i:i + block, 1])
+    return out + s.close()
+
+
+def kinds(alerts):
+    return [(a.kind, a.speaker) for a in alerts]
+
+
+def test_quiet_line_raises_nothing_but_dead_air():
+    a = call([], 12.0)
+    alerts = run(a)
+    assert kinds(alerts) == [("long_silence", None)]
+    assert alerts[0].t_start == pytest.approx(0.0, abs=0.05)
+
+
+def test_long_silence_timed_from_the_last_word():
+    a = call([("agent", 0.5, speech(3.0)), ("customer", 4.0, speech(3.0, f0=200)),
+              ("agent", 13.0, speech(3.0))], 17.0)
+    sil = [x for x in run(a) if x.kind == "long_silence"]
+    assert len(sil) == 1
+    assert sil[0].t_start == pytest.approx(7.0, abs=0.4)
+    assert sil[0].evidence["silence_s"] >= 5.0
+    # a 4 s gap is below the 5 s default
+    b = call([("agent", 0.5, speech(3.0)), ("customer", 7.5, speech(3.0, f0=200))], 11.0)
+    assert not [x for x in run(b) if x.kind == "long_silence"]
+
+
+@pytest.mark.parametrize("interrupter", ["agent", "customer"])
+def test_talk_over_names_who_started_second(interrupter):
+    first = "customer" if interrupter == "agent" else "agent"
+    a = call([(first, 0.5, speech(5.0, f0=200 if first == "customer" else 120)),
+              (interrupter, 3.5, speech(4.0, f0=120 if interrupter == "agent" else 200))], 9.0)
+    tov = [x for x in run(a) if x.kind == "talk_over"]
+    assert len(tov) == 1
+    assert tov[0].speaker == interrupter
+    assert tov[0].t_start == pytest.approx(3.5, abs=0.3)
+    assert tov[0].evidence["overlap_s"] == pytest.approx(2.0, abs=0.4)
+
+
+def test_short_overlap_is_not_talk_over():
+    a = call([("customer", 0.5, speech(3.0, f0=200)), ("agent", 3.1, speech(3.0))], 7.0)
+    assert not [x for x in run(a) if x.kind == "talk_over"]
+
+
+def test_fast_agent_speech():
+    a = call([("agent", 0.5, speech(4.0, syl_rate=4.0)), ("customer", 5.0, speech(3.0, f0=200)),
+              ("agent", 9.0, speech(4.0, syl_rate=9.0)), ("customer", 14.0, speech(3.0, f0=200))], 18.0)
+    fast = [x for x in run(a) if x.kind == "fast_speech"]
+    assert kinds(fast) == [("fast_speech", "agent")]
+    assert fast[0].t_start == pytest.approx(9.0, abs=0.4)
+    assert fast[0].evidence["rate_syl_s"] > DetectorConfig().fast_speech_syl_s
+
+
+def test_fast_customer_is_not_flagged():
+    a = call([("customer", 0.5, speech(4.0, f0=200, syl_rate=9.0))], 6.0)
+    assert not [x for x in run(a) if x.kind == "fast_speech"]
+
+
+@pytest.mark.parametrize("who", ["agent", "customer"])
+def test_agitation_against_own_baseline(who):
+    f0 = 120.0 if who == "agent" else 210.0
+    other = "customer" if who == "agent" else "agent"
+    parts = [(who, 0.5, speech(3.0, f0=f0, seed=1)), (other, 4.0, speech(2.5, f0=160)),
+             (who, 7.0, speech(3.0, f0=f0, seed=2)), (other, 10.5, speech(2.5, f0=160)),
+             (who, 13.5, speech(3.5, f0=f0 * 1.4, level_db=-15.0, seed=3)),
+             (other, 17.5, speech(2.5, f0=160))]
+    agit = [x for x in run(call(parts, 21.0)) if x.kind == "agitation"]
+    assert kinds(agit) == [("agitation", who)]
+    assert agit[0].t_start == pytest.approx(13.5, abs=0.4)
+    assert agit[0].evidence["pitch_up_st"] > 4
+    assert agit[0].evidence["loudness_up_db"] > 4
+
+
+def test_naturally_high_voice_is_not_agitated():
+    # a high, loud voice from the start is that speaker's baseline, not agitation
+    parts = [("customer", 0.5 + 4 * k, speech(3.0, f0=300, level_db=-14, seed=k)) for k in range(4)]
+    assert not [x for x in run(call(parts, 17.0)) if x.kind == "agitation"]
+
+
+def test_block_size_does_not_change_results():
+    parts = [("agent", 0.5, speech(4.0)), ("customer", 3.0, speech(4.0, f0=210)),
+             ("agent", 14.0, speech(4.0, syl_rate=9.0))]
+    a = call(parts, 20.0)
+    ref = kinds(run(a))
+    assert ref  # something to compare
+    for block in (160, 800, 1600, 4000):
+        assert kinds(run(a, block)) == ref
+
+
+@pytest.mark.parametrize("sr", [8000, 16000])
+def test_numpy_reference_gives_the_same_alerts(sr):
+    parts = [("agent", 0.5, speech(4.0, sr=sr)), ("customer", 3.0, speech(4.0, f0=210, sr=sr)),
+             ("agent", 14.0, speech(4.0, syl_rate=9.0, sr=sr))]
+    a = call(parts, 20.0, sr=sr)
+    fast = run(a, 800, sr=sr)
+    ref = run(a, 800, sr=sr, impl="numpy")
+    assert [(x.kind, x.speaker, round(x.t_start, 2)) for x in fast] == \
+           [(x.kind, x.speaker, round(x.t_start, 2)) for x in ref]
+
+
+def test_pitch_tracks_f0():
+    from callcue.daemon.prosody.params import F_F0
+    for f0 in (90.0, 150.0, 260.0):
+        a = call([("agent", 0.0, speech(2.0, f0=f0))], 2.0)
+        det = Detectors(DetectorConfig(), SR)
+        s = det.session()
+        s.process(a[:, 0], a[:, 1])
+        p = s.last_features[0, :, F_F0]
+        med = np.median(p[p > 0])
+        assert abs(12 * np.log2(med / f0)) < 0.5, (f0, med)

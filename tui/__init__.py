@@ -1,0 +1,1 @@
+"""Supervisor dashboard and agent desk client (Textual), MQTT clients of contract v1."""

@@ -1,0 +1,190 @@
+"""MQTT side of the supervisor and desk clients (paho-mqtt 2.x).
+
+paho's network thread reconnects by itself (1..10 s back-off); every connect
+re-subscribes. MQTT 5 with a short session expiry: the broker keeps our subscription
+and QoS 1 alerts through a network blip (reconnects resume the session) but forgets
+the session soon after the terminal is closed, so no sessions pile up on the broker.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from callcue.daemon import contract
+from callcue.daemon.bus.client import set_nodelay  # noqa: F401  (also used by tui.bench)
+from callcue.daemon.config import BrokerConfig
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 300
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 10
+
+OnMessage = Callable[[str, bytes], None]
+OnStatus = Callable[[bool, str], None]
+
+
+def floor_filters(site: str | None, floor: str | None, all_floors: bool) -> list[str]:
+    """Topic filters for one floor, one site, or every floor on the broker."""
+    if all_floors or (site is None and floor is None):
+        return [f"callcue/{contract.VERSION}/+/+/#"]
+    return [f"callcue/{contract.VERSION}/{site or '+'}/{floor or '+'}/#"]
+
+
+def line_filters(site: str, floor: str, line: str) -> list[str]:
+    root = contract.root(site, floor)
+    return [f"{root}/line/{line}/#"]
+
+
+def default_user() -> str:
+    try:
+        import getpass
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "supervisor"
+    return f"{user}@{socket.gethostname()}"
+
+
+class FeedClient:
+    """Subscribes to contract topics and hands every message to `on_message` on paho's thread.
+
+    `on_message` must be quick and must not raise (its exceptions are logged and
+    counted in `handler_errors`, because an exception would end paho's loop).
+    """
+
+    def __init__(self, broker: BrokerConfig, filters: list[str], on_message: OnMessage,
+                 on_status: OnStatus | None = None, client_prefix: str = "callcue-tui"):
+        self.broker = broker
+        self.filters = list(filters)
+        self.on_message = on_message
+        self.on_status = on_status
+        self.connected = False
+        self.status_detail = "connecting"
+        self.changed_at = time.time()
+        self.connects = 0
+        self.failures = 0
+        self.handler_errors = 0
+        self._lock = threading.Lock()
+        self._acked: dict[int, Callable[[], None]] = {}
+        self._early: set[int] = set()
+        client_id = f"{client_prefix}-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if broker.username is not None:
+            c.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            c.tls_set(ca_certs=str(broker.ca_file) if broker.ca_file else None)
+        c.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        c.max_queued_messages_set(100)    # commands issued while a publish is in flight; bounded
+        c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_publish = self._on_publish
+        self._client = c
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+                                   clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY, properties=props)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        # expire the session at once: nobody will resume it
+        props = Properties(PacketTypes.DISCONNECT)
+        props.SessionExpiryInterval = 0
+        try:
+            self._client.disconnect(properties=props)
+        finally:
+            self._client.loop_stop()
+
+    # ---------------------------------------------------------------- commands
+    def publish_cmd(self, site: str, floor: str, line: str, body: dict[str, Any],
+                    on_acked: Callable[[], None] | None = None) -> bool:
+        """Publish a command on line/{line}/cmd at QoS 1. False (nothing sent) when disconnected,
+        so the caller can tell the user instead of queueing a stale acknowledgement."""
+        if not self.connected:
+            return False
+        topic = f"{contract.root(site, floor)}/line/{line}/cmd"
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        # not under self._lock: paho runs on_publish holding its own lock (lock order)
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
+            return False
+        cb = on_acked or (lambda: None)
+        with self._lock:
+            early = info.mid in self._early
+            self._early.discard(info.mid)
+            if not early:
+                self._acked[info.mid] = cb
+                while len(self._acked) > 1000:     # PUBACKs lost with a dropped session
+                    self._acked.pop(next(iter(self._acked)))
+        if early:
+            cb()
+        return True
+
+    # ---------------------------------------------------------------- callbacks
+    def _set(self, connected: bool, detail: str) -> None:
+        changed = connected != self.connected or detail != self.status_detail
+        self.connected = connected
+        self.status_detail = detail
+        if changed:
+            self.changed_at = time.time()
+            if self.on_status is not None:
+                self.on_status(connected, detail)
+
+    def _on_connect(self, client, userdata, flags, reason, props) -> None:
+        if reason.is_failure:
+            self.failures += 1
+            self._set(False, f"refused: {reason}")
+            return
+        self.connects += 1
+        set_nodelay(client)
+        for f in self.filters:
+            client.subscribe(f, qos=1)
+        self._set(True, "connected")
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self.failures += 1
+        self._set(False, f"cannot reach {self.broker.host}:{self.broker.port}")
+
+    def _on_disconnect(self, client, userdata, flags, reason, props) -> None:
+        self._set(False, f"disconnected ({reason})")
+
+    def _on_publish(self, client, userdata, mid, reason, props) -> None:
+        with self._lock:
+            cb = self._acked.pop(mid, None)
+            if cb is None:
+                self._early.add(mid)      # PUBACK before publish_cmd registered the callback
+        if cb is not None:
+            cb()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            self.on_message(msg.topic, bytes(msg.payload))
+        except Exception:
+            # the loop thread must survive a bug in one handler; the UI shows the count
+            self.handler_errors += 1
+            log.exception("handling %s failed", msg.topic)
+
+
+def parse_broker(url: str, username: str | None = None, password: str | None = None,
+                 ca_file: str | None = None) -> BrokerConfig:
+    """BrokerConfig from the command line; ValueError with the reason when the URL is wrong."""
+    from pydantic import ValidationError
+    try:
+        return BrokerConfig(url=url, username=username, password=password, ca_file=ca_file, keepalive_s=10)
+    except ValidationError as exc:
+        raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
