@@ -286,7 +286,8 @@ class LiveApp(App):
         c = self.client
         if c is None:
             return "connected", "", now
-        state = "connected" if c.connected else "connecting" if c.connects == 0 and c.failures == 0 \
+        first_try = c.connects == 0 and c.failures == 0
+        state = "connected" if c.connected else "connecting" if first_try or c.status_detail == "subscribing" \
             else "disconnected"
         return state, c.status_detail, c.changed_at
 

@@ -77,6 +77,7 @@ class FeedClient:
         self._lock = threading.Lock()
         self._acked: dict[int, Callable[[], None]] = {}
         self._early: set[int] = set()
+        self._pending_subs: set[int] = set()
         client_id = f"{client_prefix}-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if broker.username is not None:
@@ -90,6 +91,7 @@ class FeedClient:
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.on_publish = self._on_publish
+        c.on_subscribe = self._on_subscribe
         self._client = c
 
     # ---------------------------------------------------------------- lifecycle
@@ -152,9 +154,31 @@ class FeedClient:
             return
         self.connects += 1
         set_nodelay(client)
-        for f in self.filters:
-            client.subscribe(f, qos=1)
-        self._set(True, "connected")
+        # "connected" only once the broker has acknowledged every subscription: before that,
+        # alerts published to the floor would not reach this client, so the bar must not say live.
+        with self._lock:
+            self._pending_subs.clear()
+            for f in self.filters:
+                rc, mid = client.subscribe(f, qos=1)
+                if rc == mqtt.MQTT_ERR_SUCCESS:
+                    self._pending_subs.add(mid)
+                else:
+                    log.warning("subscribe %s failed: %s", f, mqtt.error_string(rc))
+            done = not self._pending_subs
+        self._set(done, "connected" if done else "subscribing")
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, props) -> None:
+        refused = [str(r) for r in reason_codes if r.is_failure]
+        if refused:
+            # e.g. an ACL on the broker: say so instead of showing a silent, empty board
+            log.error("broker refused subscription (mid %s): %s", mid, ", ".join(refused))
+            self._set(False, f"subscription refused: {', '.join(refused)}")
+            return
+        with self._lock:
+            self._pending_subs.discard(mid)
+            done = not self._pending_subs
+        if done:
+            self._set(True, "connected")
 
     def _on_connect_fail(self, client, userdata) -> None:
         self.failures += 1
