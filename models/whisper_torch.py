@@ -10,13 +10,23 @@ drives Whisper as two ONNX graphs:
   recomputes them. Its metadata carries the model constants sherpa reads (see
   encoder_metadata()).
 - decoder: tokens (N, n) int64, in_n_layer_self_k_cache and in_n_layer_self_v_cache
-  (n_text_layer, N, n_text_ctx, n_text_state), n_layer_cross_k, n_layer_cross_v,
+  (n_text_layer, N, S, n_text_state), n_layer_cross_k, n_layer_cross_v,
   offset (1,) int64 (how many tokens are already in the cache) -> logits
-  (N, n, n_vocab), out_n_layer_self_k_cache, out_n_layer_self_v_cache (same shapes as
-  the inputs, with positions offset..offset+n written), cross_attention_weights
+  (N, n, n_vocab), out_n_layer_self_k_cache, out_n_layer_self_v_cache, cross_attention_weights
   (N, n_alignment_heads, n, T_audio): the cross-attention of Whisper's alignment heads,
   which sherpa-onnx aligns (DTW) to give token timestamps when asked
   (enable_token_timestamps); the encoder metadata then carries n_alignment_heads.
+
+sherpa-onnx only hands these tensors from one call to the next, which leaves two
+layout choices to the model, both made here for speed (converter 4):
+- the self-attention cache grows: sherpa's first cache is n_text_ctx zeros, the decoder
+  keeps positions [0, offset) of what it is given and appends this step's keys/values,
+  so out has offset+n positions. A fixed n_text_ctx cache meant copying 5.5 MB in and
+  out of every decoder step for a few dozen live positions.
+- the cross-attention keys/values are stored head-major: the (ceil(T/2), n_text_state)
+  block of a layer holds (n_text_head, ceil(T/2), head_dim) in memory order, so each
+  decoder step attends with plain matrix products instead of transposing every layer's
+  keys (1 MB each at 14 s of audio) per token. Only this decoder reads them.
 
 torch is used here only, at build time; the daemon never imports this module.
 """
@@ -80,10 +90,8 @@ def _ln(d: int) -> nn.LayerNorm:
     return nn.LayerNorm(d, eps=LN_EPS)
 
 
-def _attend(q: Tensor, k: Tensor, v: Tensor, n_head: int, mask: Tensor | None = None,
-            heads: list[int] | None = None):
-    """Multi-head scaled dot-product attention; q (N, Tq, D), k/v (N, Tk, D). With
-    ``heads``, also returns those heads' attention weights (N, len(heads), Tq, Tk)."""
+def _attend(q: Tensor, k: Tensor, v: Tensor, n_head: int, mask: Tensor | None = None) -> Tensor:
+    """Multi-head scaled dot-product attention; q (N, Tq, D), k/v (N, Tk, D)."""
     n, tq, d = q.shape
     dh = d // n_head
     q = q.reshape(n, tq, n_head, dh).transpose(1, 2)
@@ -93,10 +101,7 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, n_head: int, mask: Tensor | None = 
     if mask is not None:
         w = w + mask
     w = torch.softmax(w, dim=-1)
-    out = torch.matmul(w, v).transpose(1, 2).reshape(n, tq, d)
-    if heads is None:
-        return out
-    return out, w[:, heads]
+    return torch.matmul(w, v).transpose(1, 2).reshape(n, tq, d)
 
 
 class _Mlp(nn.Module):
@@ -134,6 +139,7 @@ class SherpaEncoder(nn.Module):
         self.ln_post = _ln(d)
         # the decoder layers' fused cross-attention key+value projections
         self.cross_kv = nn.ModuleList(nn.Linear(d, 2 * dims.n_text_state) for _ in range(dims.n_text_layer))
+        self.n_text_head = dims.n_text_head
 
     def features(self, mel: Tensor) -> Tensor:
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
@@ -148,9 +154,21 @@ class SherpaEncoder(nn.Module):
         ks, vs = [], []
         for proj in self.cross_kv:
             k, v = proj(x).chunk(2, dim=-1)
-            ks.append(k)
-            vs.append(v)
+            ks.append(_head_major(k, self.n_text_head))
+            vs.append(_head_major(v, self.n_text_head))
         return torch.stack(ks), torch.stack(vs)
+
+
+def _head_major(x: Tensor, n_head: int) -> Tensor:
+    """(N, T, D) -> the same shape with memory order (N, n_head, T, D/n_head)."""
+    n, t, d = x.shape
+    return x.reshape(n, t, n_head, d // n_head).transpose(1, 2).reshape(n, t, d)
+
+
+def _heads_of(x: Tensor, n_head: int) -> Tensor:
+    """A head-major (N, T, D) block as (N, n_head, T, D/n_head), a reshape without copying."""
+    n, t, d = x.shape
+    return x.reshape(n, n_head, t, d // n_head)
 
 
 class _DecoderLayer(nn.Module):
@@ -162,21 +180,28 @@ class _DecoderLayer(nn.Module):
         self.cross_ln, self.cross_q, self.cross_out = _ln(d), nn.Linear(d, d), nn.Linear(d, d)
         self.mlp = _Mlp(d)
 
-    def forward(self, x: Tensor, k_cache: Tensor, v_cache: Tensor, start: Tensor, end: Tensor,
+    def forward(self, x: Tensor, k_cache: Tensor, v_cache: Tensor, start: Tensor,
                 mask: Tensor, cross_k: Tensor, cross_v: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         q, k, v = self.qkv(self.ln(x)).chunk(3, dim=-1)
-        # write this step's keys/values at [start, end) and keep the rest of the cache
-        k_cache = torch.cat([k_cache[:, :start], k, k_cache[:, end:]], dim=1)
-        v_cache = torch.cat([v_cache[:, :start], v, v_cache[:, end:]], dim=1)
-        x = x + self.out(_attend(q, k_cache[:, :end], v_cache[:, :end], self.n_head, mask))
+        # the cache grows: the first `start` positions of what came in, then this step's
+        k_cache = torch.cat([k_cache[:, :start], k], dim=1)
+        v_cache = torch.cat([v_cache[:, :start], v], dim=1)
+        x = x + self.out(_attend(q, k_cache, v_cache, self.n_head, mask))
         q = self.cross_q(self.cross_ln(x))
-        weights = None
-        if self.alignment_heads:
-            out, weights = _attend(q, cross_k, cross_v, self.n_head, heads=self.alignment_heads)
-        else:
-            out = _attend(q, cross_k, cross_v, self.n_head)
+        out, weights = self._cross(q, cross_k, cross_v)
         x = x + self.cross_out(out)
         return x + self.mlp(x), k_cache, v_cache, weights
+
+    def _cross(self, q: Tensor, cross_k: Tensor, cross_v: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Attention over the head-major encoder keys/values: keys times queries gives the
+        scores without transposing the keys."""
+        n, tq, d = q.shape
+        dh = d // self.n_head
+        k, v = _heads_of(cross_k, self.n_head), _heads_of(cross_v, self.n_head)   # (N, H, T, dh)
+        qh = q.reshape(n, tq, self.n_head, dh).permute(0, 2, 3, 1) * (1.0 / math.sqrt(dh))  # (N, H, dh, tq)
+        w = torch.softmax(torch.matmul(k, qh).transpose(-1, -2), dim=-1)                     # (N, H, tq, T)
+        out = torch.matmul(w, v).transpose(1, 2).reshape(n, tq, d)
+        return out, (w[:, self.alignment_heads] if self.alignment_heads else None)
 
 
 class SherpaDecoder(nn.Module):
@@ -208,7 +233,7 @@ class SherpaDecoder(nn.Module):
         mask = torch.where(allowed, torch.zeros((), dtype=x.dtype), torch.full((), float("-inf"), dtype=x.dtype))
         out_k, out_v, align = [], [], []
         for i, layer in enumerate(self.layers):
-            x, k, v, w = layer(x, in_k[i], in_v[i], start, end, mask, cross_k[i], cross_v[i])
+            x, k, v, w = layer(x, in_k[i], in_v[i], start, mask, cross_k[i], cross_v[i])
             out_k.append(k)
             out_v.append(v)
             if w is not None:
@@ -364,11 +389,11 @@ def export_onnx(enc: SherpaEncoder, dec: SherpaDecoder, dims: Dims, encoder_path
             dec, (tokens, cache, cache.clone(), cross_k, cross_v, offset), str(decoder_path), dynamo=False,
             opset_version=opset, input_names=DECODER_INPUTS, output_names=DECODER_OUTPUTS,
             dynamic_axes={"tokens": {0: "n_audio", 1: "n_tokens"},
-                          "in_n_layer_self_k_cache": {1: "n_audio"},
-                          "in_n_layer_self_v_cache": {1: "n_audio"},
+                          "in_n_layer_self_k_cache": {1: "n_audio", 2: "n_cached"},
+                          "in_n_layer_self_v_cache": {1: "n_audio", 2: "n_cached"},
                           "n_layer_cross_k": {1: "n_audio", 2: "T_audio"},
                           "n_layer_cross_v": {1: "n_audio", 2: "T_audio"},
                           "logits": {0: "n_audio", 1: "n_tokens"},
-                          "out_n_layer_self_k_cache": {1: "n_audio"},
-                          "out_n_layer_self_v_cache": {1: "n_audio"},
+                          "out_n_layer_self_k_cache": {1: "n_audio", 2: "n_cached_out"},
+                          "out_n_layer_self_v_cache": {1: "n_audio", 2: "n_cached_out"},
                           "cross_attention_weights": {0: "n_audio", 2: "n_tokens", 3: "T_audio"}})

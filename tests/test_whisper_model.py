@@ -156,7 +156,8 @@ def test_converted_files_have_sherpa_layout_and_metadata(model_dir):
     assert mel[1].dim_value == 80 and mel[2].dim_param                          # time axis is free
     dec = onnx.load(str(files.decoder))
     cache = dec.graph.input[1].type.tensor_type.shape.dim
-    assert [d.dim_value for d in cache][2:] == [448, 384]
+    # the self-attention cache grows (sherpa starts it at n_text_ctx zeros; converter 4)
+    assert cache[2].dim_param and cache[3].dim_value == 384
     assert dec.graph.input[5].type.tensor_type.elem_type == onnx.TensorProto.INT64
     assert [o.name for o in dec.graph.output][3] == "cross_attention_weights"
     lines = files.tokens.read_text(encoding="ascii").splitlines()
