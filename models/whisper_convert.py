@@ -45,7 +45,8 @@ ENCODER_TOLERANCE = 5e-2
 # Stamped into the encoder metadata; a model built by an older converter is rebuilt.
 # 2: the decoder returns the alignment heads' cross-attention (token timestamps).
 # 3: the output projection is int8 too (a decoder step about 2x faster).
-# 4: growing self-attention cache, head-major cross keys/values (a decoder step ~2x faster).
+# 4: growing self-attention cache, head-major cross keys/values (a decoder step ~2x faster);
+#    Whisper's token suppression (non-speech symbols; blank/EOT first) in the graph.
 CONVERTER_VERSION = 4
 
 
@@ -138,7 +139,7 @@ def _against_ct2(ct2: whisper_ct2.Ct2Whisper, enc, dec, meta: dict[str, str]) ->
         k, v = enc(torch.from_numpy(mel))
         for prompt in prompts:
             theirs = model.generate(features, [prompt], beam_size=1, max_length=len(prompt) + 24,  # counts the prompt
-                                    suppress_tokens=[], suppress_blank=False)[0].sequences_ids[0]
+                                    suppress_tokens=[-1], suppress_blank=True)[0].sequences_ids[0]
             cache = torch.zeros(len(dec.layers), 1, dec.pos.shape[0], dec.pos.shape[1])
             vcache = cache.clone()
             tokens, offset = torch.tensor([prompt]), 0

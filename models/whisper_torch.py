@@ -44,6 +44,7 @@ from .whisper_ct2 import Ct2Error, Ct2Whisper
 from .whisper_layout import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
 
 LN_EPS = 1e-5
+SUPPRESSED = -1e9       # added to the logit of a token that must not be picked
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,14 @@ class _DecoderLayer(nn.Module):
 
 
 class SherpaDecoder(nn.Module):
-    """One step of the text decoder over a fixed-size self-attention cache."""
+    """One step of the text decoder over a growing self-attention cache.
+
+    Whisper's usual decoding rules are part of the graph, since sherpa-onnx's greedy
+    search takes the plain argmax: the tokens the model's own conversion lists as never
+    to be written (non-speech symbols such as "(" and "♪", and the task tokens) are
+    masked at every step, and a blank or end of text is masked as the first token
+    (what faster-whisper and OpenAI's decoder do by default).
+    """
 
     def __init__(self, dims: Dims):
         super().__init__()
@@ -219,6 +227,8 @@ class SherpaDecoder(nn.Module):
         self.register_buffer("pos", torch.zeros(dims.n_text_ctx, d))
         self.layers = nn.ModuleList(_DecoderLayer(d, dims.n_text_head) for _ in range(dims.n_text_layer))
         self.ln = _ln(d)
+        self.register_buffer("suppress", torch.zeros(dims.n_vocab))         # 0 or SUPPRESSED per token
+        self.register_buffer("suppress_begin", torch.zeros(dims.n_vocab))   # the same, first token only
 
     def forward(self, tokens: Tensor, in_k: Tensor, in_v: Tensor, cross_k: Tensor, cross_v: Tensor,
                 offset: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -238,7 +248,9 @@ class SherpaDecoder(nn.Module):
             out_v.append(v)
             if w is not None:
                 align.append(w)
-        logits = torch.matmul(self.ln(x), self.proj)
+        logits = torch.matmul(self.ln(x), self.proj) + self.suppress
+        # offset 0 is the call with the start-of-transcript prompt: it picks the first token
+        logits = logits + self.suppress_begin * (start == 0).to(logits.dtype)
         return logits, torch.stack(out_k), torch.stack(out_v), torch.cat(align, dim=1)
 
 
@@ -296,6 +308,8 @@ def build_networks(ct2: Ct2Whisper) -> tuple[Dims, SherpaEncoder, SherpaDecoder]
         _norm(dec.ln, v, "decoder/layer_norm")
     except KeyError as exc:
         raise Ct2Error(f"{ct2.directory / 'model.bin'}: no variable {exc}; not a Whisper model") from None
+    _set(dec.suppress, _mask(ct2.config.get("suppress_ids") or [], dims.n_vocab), "suppress_ids")
+    _set(dec.suppress_begin, _mask(ct2.config.get("suppress_ids_begin") or [], dims.n_vocab), "suppress_ids_begin")
     heads = alignment_heads(ct2, dims)
     for layer_index, head in heads:
         dec.layers[layer_index].alignment_heads.append(head)
@@ -304,6 +318,15 @@ def build_networks(ct2: Ct2Whisper) -> tuple[Dims, SherpaEncoder, SherpaDecoder]
         raise Ct2Error("decoder/projection/weight differs from the token embeddings; "
                        "sherpa-onnx's Whisper layout ties them")
     return dims, enc.eval(), dec.eval()
+
+
+def _mask(ids: list[int], n_vocab: int) -> np.ndarray:
+    bad = [i for i in ids if not 0 <= int(i) < n_vocab]
+    if bad:
+        raise Ct2Error(f"config.json: suppress ids {bad[:5]} outside the vocabulary of {n_vocab}")
+    m = np.zeros(n_vocab, np.float32)
+    m[[int(i) for i in ids]] = SUPPRESSED
+    return m
 
 
 def alignment_heads(ct2: Ct2Whisper, dims: Dims) -> list[tuple[int, int]]:

@@ -29,8 +29,8 @@ def calls():
     return out
 
 
-def _engine(results: list) -> OfflineEngine:
-    eng = build_engine(AsrConfig(num_threads=2), results.append, preflight=False)
+def _engine(results: list, **asr) -> OfflineEngine:
+    eng = build_engine(AsrConfig(num_threads=2, **asr), results.append, preflight=False)
     assert isinstance(eng, OfflineEngine)
     return eng
 
@@ -85,18 +85,20 @@ def test_engine_thread_decodes_while_it_feeds_and_keeps_channel_order(calls):
     _feed(eng, calls, step=True)
     while eng.step() or eng.channels:
         pass
+    assert eng.stats()["busy_decodes"] == 0      # step(): always the accurate padding
 
     results: list = []
-    eng = _engine(results)
+    eng = _engine(results, whisper_busy_tail_s=AsrConfig().whisper_tail_s)    # one padding: same text as ref
+    assert eng.rec_busy is None
     lock, running, peak = threading.Lock(), [0], [0]
     real = eng._decode_one
 
-    def decode_one(seg):
+    def decode_one(seg, rec):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
         try:
-            return real(seg)
+            return real(seg, rec)
         finally:
             with lock:
                 running[0] -= 1
@@ -117,3 +119,27 @@ def test_engine_thread_decodes_while_it_feeds_and_keeps_channel_order(calls):
     # the same utterances and texts as the step-driven run (each decode is the same input)
     assert _by_channel(results) == _by_channel(ref)
     assert peak[0] == 2                 # both decode threads were busy at once
+
+
+def test_a_backlog_is_decoded_with_the_short_padding_and_stays_in_order(calls):
+    """Everything fed at once is a backlog the live engine works off with its second,
+    short-padding recogniser; every channel still gets its finals, in order."""
+    results: list = []
+    eng = _engine(results)
+    assert eng.rec_busy is not None
+    eng.start()
+    try:
+        _feed(eng, calls, step=False)
+        deadline = time.monotonic() + 120
+        while (eng.channels or eng._ops) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        eng.stop()
+    st = eng.stats()
+    assert not eng.channels and st["errors"] == 0
+    assert st["busy_decodes"] > 0
+    seq = _by_channel(results)
+    assert len(seq) == 4
+    for s in seq.values():
+        assert [u for u, _, _ in s] == sorted(u for u, _, _ in s)
+    assert "help you" in " ".join(r.text.lower() for r in results)
