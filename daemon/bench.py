@@ -128,6 +128,30 @@ def _no_calls() -> int:
 # speech recognition
 # ---------------------------------------------------------------------------
 
+STAGGER_S = 7.3     # lines replaying the same recording start this far apart in it
+
+
+def _staggered(calls: list[Path], n_calls: int, tmp: Path) -> list[Path]:
+    """One recording per line: the i-th line playing a recording that earlier lines play too
+    starts i x STAGGER_S seconds into it (rotated), as calls on a real floor are at different
+    points; lines all in step would end every turn together, a burst no floor produces."""
+    from .replay import load_call
+    from .synth.render import write_wav
+
+    out = []
+    for i in range(n_calls):
+        src, k = calls[i % len(calls)], i // len(calls)
+        if k == 0:
+            out.append(src)
+            continue
+        sr, audio = load_call(src)
+        shift = int(k * STAGGER_S * sr) % len(audio)
+        path = tmp / f"line{i}-{src.name}"
+        write_wav(path, np.roll(audio, -shift, axis=0), sr)
+        out.append(path)
+    return out
+
+
 def _live_trial(calls: list[Path], n_calls: int, seconds: float, asr_cfg, threads: int) -> dict:
     """n_calls stereo calls replayed in real time through the whole daemon (capture,
     detectors, ASR, MQTT to an embedded broker); health sampled every second."""
@@ -140,9 +164,10 @@ def _live_trial(calls: list[Path], n_calls: int, seconds: float, asr_cfg, thread
 
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="callcue-bench-") as tmp:
-        lines = [LineConfig(id=f"b{i}", sample_rate=wav_rate(calls[i % len(calls)]),
-                            source=SourceConfig(wav=calls[i % len(calls)], pace="realtime", loop=True))
-                 for i in range(n_calls)]
+        staggered = _staggered(calls, n_calls, Path(tmp))
+        lines = [LineConfig(id=f"b{i}", sample_rate=wav_rate(path),
+                            source=SourceConfig(wav=path, pace="realtime", loop=True))
+                 for i, path in enumerate(staggered)]
         cfg = default_config(lines=lines, data_dir=Path(tmp), asr=asr_cfg.model_copy(update={"num_threads": threads}))
         cfg = cfg.model_copy(update={"embedded_broker": cfg.embedded_broker.model_copy(update={"port": port})})
         d = Daemon(cfg)
