@@ -244,7 +244,8 @@ class LineAnalyzer:
     # ---- speech recognition ----
     def _analyse(self, call: Call, block: Block) -> list[ProsodyAlert]:
         alerts = call.session.process(block.agent, block.customer)
-        if self.asr is not None and call.gates:
+        # a call in a language the model does not know would only yield made-up text: not decoded
+        if self.asr is not None and call.gates and not (call.assist is not None and call.assist.off):
             t = block.t - call.t0
             vad = call.session.last_vad
             for ch, (who, x) in enumerate((("agent", block.agent), ("customer", block.customer))):
@@ -256,6 +257,8 @@ class LineAnalyzer:
         """A transcript from the engine (possibly for a call that has just ended)."""
         live = self.call if self.call is not None and self.call.call_id == res.call_id else None
         owner = live or (self._closing if self._closing is not None and self._closing.call_id == res.call_id else None)
+        if owner is not None and owner.assist is not None and owner.assist.off:
+            return []       # decoded before the IVR said the language: made-up text, not published
         text = self.redact(res.text) if self.redact is not None else res.text
         msgs, alerts = self.transcripts.result(res, text, live.fast_spans if live else None)
         if owner is not None and owner.assist is not None:

@@ -61,3 +61,24 @@ def test_line_down_and_back():
     assert alert["kind"] == "line_down" and alert["call_id"] == "c1" and "usb1" in alert["message"]
     back = feed(an, call([], 0.2))
     assert states(back) == [(0.0, "in_call", "c1")]
+
+
+def test_transcripts_of_a_call_in_a_language_the_model_lacks_are_not_published(tmp_path):
+    """An English-only model turns Mandarin into made-up English: the line neither decodes
+    nor publishes it once the IVR has said the call is in Chinese."""
+    from callcue.daemon.asr.engine import AsrResult
+    from callcue.daemon.assist.content import load_content
+    from callcue.daemon.assist.engine import AssistEngine
+    from callcue.daemon.config import AssistConfig
+    from test_assist_engine import write_pack
+
+    content = load_content(write_pack(tmp_path / "pack"), None, grace_s=2.0, knowledge=False)
+    engine = AssistEngine(content, AssistConfig(), None, "whisper-tiny.en", ("en",))
+    line = LineConfig(id="7", agent="Ann", source=SourceConfig(wav="x.wav"))
+    an = LineAnalyzer(line, CallsConfig(), Detectors(DetectorConfig(), SR), assist=engine)
+    for lang, want in (("zh", 0), ("en", 1)):
+        an.start_call(0.0, "cmd", call_id=f"c-{lang}", ivr={"lang": lang})
+        res = AsrResult("7", "customer", f"c-{lang}", "and we will be able to help you", True, 1.0, 3.0, 0)
+        got = [m for m in an.on_asr_result(res) if m.subtopic.endswith("/transcript")]
+        assert len(got) == want, lang
+        an.end_call("call_end")
