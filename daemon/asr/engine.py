@@ -26,6 +26,7 @@ import numpy as np
 
 from ..config import AsrConfig
 from .gate import Chunk, Timeline
+from .repeats import trim_repeat, trim_tokens
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class AsrEngine:
         self.decode_calls = 0
         self.decoded_streams = 0
         self.busy_decodes = 0          # offline Whisper: utterances decoded with the short padding
+        self.repeats_trimmed = 0       # offline Whisper: finals that said their own words again (repeats.py)
         self.errors = 0
 
     # ---- called from line workers (any thread) ----
@@ -197,7 +199,8 @@ class AsrEngine:
                 "rtf": round(self.busy_s / self.audio_s, 4) if self.audio_s else None,
                 "dropped_s": round(self.dropped_s, 1), "decode_calls": self.decode_calls,
                 "mean_batch": round(self.decoded_streams / self.decode_calls, 2) if self.decode_calls else None,
-                "errors": self.errors, "busy_decodes": self.busy_decodes}
+                "errors": self.errors, "busy_decodes": self.busy_decodes,
+                "repeats_trimmed": self.repeats_trimmed}
 
     # ---- engine specifics ----
     def _open(self, line, speaker, call_id, sample_rate) -> _Channel:
@@ -353,6 +356,7 @@ class OfflineEngine(AsrEngine):
         self._async = False            # True while the engine runs on its own thread
         self._cuts = 0                 # utterances cut so far: the decode order
         self.rec_busy = None           # Whisper with the short tail padding, used under load
+        self.is_whisper = model.kind == "offline_whisper"
 
         self._sherpa = sherpa_onnx
         self.vad_model = vad_model
@@ -508,7 +512,14 @@ class OfflineEngine(AsrEngine):
         text = s.result.text.strip() if s is not None else ""
         if text:
             stamps = [start + float(x) for x in (getattr(s.result, "timestamps", None) or [])]
-            self._emit(ch, text, True, start, start + len(samples) / 16000, s.result.tokens, stamps)
+            tokens = tuple(s.result.tokens)
+            if self.is_whisper:
+                text, dropped = trim_repeat(text)
+                if dropped:
+                    self.repeats_trimmed += 1
+                    keep = trim_tokens(tokens, text)
+                    tokens, stamps = tokens[:keep], stamps[:keep]
+            self._emit(ch, text, True, start, start + len(samples) / 16000, tokens, stamps)
         ch.utterance += 1
 
     def _decode_one(self, seg, rec):
