@@ -46,6 +46,11 @@ class Call:
     assist: Any = None            # AssistSession, when the assist engine runs
     ended_at: float | None = None # line audio time the call ended
 
+    @property
+    def unrecognised(self) -> bool:
+        """In a language the speech model does not know: its text would be made up."""
+        return self.assist is not None and self.assist.off is not None
+
 
 class LineAnalyzer:
     """Owns one line's call state. Not thread-safe: one analysis thread per line."""
@@ -244,8 +249,7 @@ class LineAnalyzer:
     # ---- speech recognition ----
     def _analyse(self, call: Call, block: Block) -> list[ProsodyAlert]:
         alerts = call.session.process(block.agent, block.customer)
-        # a call in a language the model does not know would only yield made-up text: not decoded
-        if self.asr is not None and call.gates and not (call.assist is not None and call.assist.off):
+        if self.asr is not None and call.gates and not call.unrecognised:     # not decoded
             t = block.t - call.t0
             vad = call.session.last_vad
             for ch, (who, x) in enumerate((("agent", block.agent), ("customer", block.customer))):
@@ -257,8 +261,8 @@ class LineAnalyzer:
         """A transcript from the engine (possibly for a call that has just ended)."""
         live = self.call if self.call is not None and self.call.call_id == res.call_id else None
         owner = live or (self._closing if self._closing is not None and self._closing.call_id == res.call_id else None)
-        if owner is not None and owner.assist is not None and owner.assist.off:
-            return []       # decoded before the IVR said the language: made-up text, not published
+        if owner is not None and owner.unrecognised:
+            return []       # decoded before the IVR said the language: not published
         text = self.redact(res.text) if self.redact is not None else res.text
         msgs, alerts = self.transcripts.result(res, text, live.fast_spans if live else None)
         if owner is not None and owner.assist is not None:

@@ -89,7 +89,6 @@ def test_engine_thread_decodes_while_it_feeds_and_keeps_channel_order(calls):
 
     results: list = []
     eng = _engine(results, whisper_busy_tail_s=AsrConfig().whisper_tail_s)    # one padding: same text as ref
-    assert eng.rec_busy is None
     lock, running, peak = threading.Lock(), [0], [0]
     real = eng._decode_one
 
@@ -105,6 +104,7 @@ def test_engine_thread_decodes_while_it_feeds_and_keeps_channel_order(calls):
 
     eng._decode_one = decode_one
     eng.start()
+    assert eng.rec_busy is None               # one padding: no second copy, even live
     done = threading.Event()
     try:
         _feed(eng, calls, step=False)
@@ -126,8 +126,8 @@ def test_a_backlog_is_decoded_with_the_short_padding_and_stays_in_order(calls):
     short-padding recogniser; every channel still gets its finals, in order."""
     results: list = []
     eng = _engine(results)
-    assert eng.rec_busy is not None
     eng.start()
+    assert eng.rec_busy is not None           # loaded by start(): only the live engine needs it
     try:
         _feed(eng, calls, step=False)
         deadline = time.monotonic() + 120

@@ -77,7 +77,7 @@ class FeedClient:
         self._lock = threading.Lock()
         self._acked: dict[int, Callable[[], None]] = {}
         self._early: set[int] = set()
-        self._pending_subs: set[int] = set()
+        self._pending_subs: set[int] = set()   # SUBACKs still due; only paho's network thread touches it
         client_id = f"{client_prefix}-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if broker.username is not None:
@@ -156,15 +156,14 @@ class FeedClient:
         set_nodelay(client)
         # "connected" only once the broker has acknowledged every subscription: before that,
         # alerts published to the floor would not reach this client, so the bar must not say live.
-        with self._lock:
-            self._pending_subs.clear()
-            for f in self.filters:
-                rc, mid = client.subscribe(f, qos=1)
-                if rc == mqtt.MQTT_ERR_SUCCESS:
-                    self._pending_subs.add(mid)
-                else:
-                    log.warning("subscribe %s failed: %s", f, mqtt.error_string(rc))
-            done = not self._pending_subs
+        self._pending_subs.clear()
+        for f in self.filters:
+            rc, mid = client.subscribe(f, qos=1)
+            if rc == mqtt.MQTT_ERR_SUCCESS:
+                self._pending_subs.add(mid)
+            else:
+                log.warning("subscribe %s failed: %s", f, mqtt.error_string(rc))
+        done = not self._pending_subs
         self._set(done, "connected" if done else "subscribing")
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, props) -> None:
@@ -174,10 +173,8 @@ class FeedClient:
             log.error("broker refused subscription (mid %s): %s", mid, ", ".join(refused))
             self._set(False, f"subscription refused: {', '.join(refused)}")
             return
-        with self._lock:
-            self._pending_subs.discard(mid)
-            done = not self._pending_subs
-        if done:
+        self._pending_subs.discard(mid)
+        if not self._pending_subs:
             self._set(True, "connected")
 
     def _on_connect_fail(self, client, userdata) -> None:

@@ -355,24 +355,15 @@ class OfflineEngine(AsrEngine):
         self._inflight: dict = {}      # future -> channel; at most one per channel
         self._async = False            # True while the engine runs on its own thread
         self._cuts = 0                 # utterances cut so far: the decode order
-        self.rec_busy = None           # Whisper with the short tail padding, used under load
+        self.rec_busy = None           # Whisper with the short tail padding, used under load (start())
+        self.model = model
         self.is_whisper = model.kind == "offline_whisper"
 
         self._sherpa = sherpa_onnx
         self.vad_model = vad_model
         try:
             if model.kind == "offline_whisper":
-                def whisper(tail_s: float):
-                    return sherpa_onnx.OfflineRecognizer.from_whisper(
-                        encoder=str(model.path("encoder")), decoder=str(model.path("decoder")),
-                        tokens=str(model.path("tokens")), language=cfg.language, task="transcribe",
-                        num_threads=1, decoding_method="greedy_search",
-                        enable_token_timestamps=cfg.token_timestamps,
-                        tail_paddings=round(tail_s * 100))     # in 10 ms feature frames
-                self.rec = whisper(cfg.whisper_tail_s)
-                # a second copy of the weights (~130 MB) buys the speed to catch up under load
-                if cfg.whisper_busy_tail_s != cfg.whisper_tail_s:
-                    self.rec_busy = whisper(cfg.whisper_busy_tail_s)
+                self.rec = self._whisper(cfg.whisper_tail_s)
             elif model.kind == "offline_sense_voice":
                 self.rec = sherpa_onnx.OfflineRecognizer.from_sense_voice(
                     model=str(model.path("model")), tokens=str(model.path("tokens")),
@@ -383,6 +374,14 @@ class OfflineEngine(AsrEngine):
                     num_threads=1)
         except Exception as exc:
             raise AsrError(f"cannot load model {model.name} from {model.directory}: {exc}") from None
+
+    def _whisper(self, tail_s: float):
+        m, cfg = self.model, self.cfg
+        return self._sherpa.OfflineRecognizer.from_whisper(
+            encoder=str(m.path("encoder")), decoder=str(m.path("decoder")), tokens=str(m.path("tokens")),
+            language=cfg.language, task="transcribe", num_threads=1, decoding_method="greedy_search",
+            enable_token_timestamps=cfg.token_timestamps,
+            tail_paddings=round(tail_s * 100))     # in 10 ms feature frames
 
     def _vad(self, sample_rate: int):
         c = self._sherpa.VadModelConfig()
@@ -440,6 +439,13 @@ class OfflineEngine(AsrEngine):
         return not ch.pending      # the utterance being decoded stays at the head until its result
 
     def start(self) -> None:
+        # only the live engine decodes under load: replays (step()) never pay for the second
+        # copy of the weights (~130 MB)
+        if self.is_whisper and self.rec_busy is None and self.cfg.whisper_busy_tail_s != self.cfg.whisper_tail_s:
+            try:
+                self.rec_busy = self._whisper(self.cfg.whisper_busy_tail_s)
+            except Exception as exc:
+                raise AsrError(f"cannot load model {self.model.name} from {self.model.directory}: {exc}") from None
         self._async = True
         super().start()
 
@@ -472,8 +478,9 @@ class OfflineEngine(AsrEngine):
 
         Live (own thread), an utterance is decoded by the short-padding recogniser when
         others still wait behind it or it has itself waited for a thread (a burst of turns
-        ending together): a loaded box trades a little accuracy for keeping finals prompt. step() (replay, benchmarks) always uses the accurate one, so a replay
-        gives the same text however fast the machine is."""
+        ending together): a loaded box trades a little accuracy for keeping finals prompt.
+        step() (replay, benchmarks) always uses the accurate one, so a replay gives the same
+        text however fast the machine is."""
         free = self.cfg.num_threads - len(self._inflight)
         if free <= 0:
             return

@@ -28,20 +28,14 @@ def trim_repeat(text: str) -> tuple[str, int]:
     words = text.split()
     keys = [_key(w) for w in words]
     n = len(words)
-    best = n
     # the shortest kept prefix wins: try cut points from the left
     for cut in range(MIN_PERIOD, n - MIN_TAIL + 1):
         tail = keys[cut:]
         for period in range(MIN_PERIOD, cut + 1):
             start = cut - period
             if keys[start] == tail[0] and all(tail[j] == keys[start + j % period] for j in range(len(tail))):
-                best = cut
-                break
-        if best < n:
-            break
-    if best == n:
-        return text, 0
-    return " ".join(words[:best]), n - best
+                return " ".join(words[:cut]), n - cut
+    return text, 0
 
 
 def trim_tokens(tokens: tuple[str, ...], kept_text: str) -> int:
