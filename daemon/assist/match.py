@@ -7,6 +7,10 @@ its toneless main pinyin reading with the common flat/retroflex merges (zh/z, ch
 recogniser wrote instead of the right character (理陪 for 理赔) still matches, and so
 does the right character itself.
 
+English numbers in digits become the words said for them ("1990" -> nineteen ninety,
+"$500" -> five hundred dollars; numbers.py), so a list written in words matches what
+Whisper writes in digits, and the other way round.
+
 `PhraseSet` finds listed phrases as contiguous unit runs; `content_units` is the
 bag-of-words view that similar.py compares example utterances with. Pure, no I/O.
 """
@@ -19,6 +23,8 @@ from functools import lru_cache
 from typing import Generic, Hashable, Iterable, TypeVar
 
 from pypinyin import Style, pinyin
+
+from .numbers import spoken, words_for_symbols
 
 T = TypeVar("T")
 Unit = frozenset[str]
@@ -100,12 +106,20 @@ def _token_unit(tok: str) -> Unit:
 
 
 def _clean(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).lower().replace("'", "").replace("’", "")
+    return words_for_symbols(unicodedata.normalize("NFKC", text)).lower().replace("'", "").replace("’", "")
 
 
-def tokens(text: str) -> list[str]:
-    """Raw tokens: CJK characters one by one, latin words and digit runs whole."""
-    return _TOKEN.findall(_clean(text))
+def _spans(clean: str) -> Iterable[tuple[str, tuple[int, int]]]:
+    """(token, its span in the cleaned text): CJK characters one by one, latin words whole,
+    a number in digits as the words said for it (each word with the number's span)."""
+    for m in _TOKEN.finditer(clean):
+        tok = m.group(0)
+        said = spoken(tok) if tok[0].isdigit() else None
+        if said is None:
+            yield tok, m.span()
+        else:
+            for w in said:
+                yield w, m.span()
 
 
 def units(text: str) -> list[Unit]:
@@ -129,9 +143,9 @@ class Heard:
     def of(cls, text: str) -> "Heard":
         clean = _clean(text)
         us, spans = [], []
-        for m in _TOKEN.finditer(clean):
-            us.append(_token_unit(m.group(0)))
-            spans.append(m.span())
+        for tok, span in _spans(clean):
+            us.append(_token_unit(tok))
+            spans.append(span)
         return cls(clean, us, spans)
 
     def edges(self) -> set[int]:
@@ -148,12 +162,11 @@ def content_units(text: str) -> list[str]:
     申 are both "sen" once flattened), pairs of two stop characters left out."""
     out = []
     prev, prev_end = "", -1          # previous CJK character and where it ended ("" after a word)
-    for m in _TOKEN.finditer(_clean(text)):
-        tok = m.group(0)
+    for tok, (start, end) in _spans(_clean(text)):
         if _CJK.match(tok):
-            if prev and m.start() == prev_end and not (prev in ZH_STOP and tok in ZH_STOP):
+            if prev and start == prev_end and not (prev in ZH_STOP and tok in ZH_STOP):
                 out.append(min(char_unit(prev)) + "_" + min(char_unit(tok)))
-            prev, prev_end = tok, m.end()
+            prev, prev_end = tok, end
             continue
         prev = ""
         if tok not in EN_STOP:
