@@ -25,7 +25,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata as md
@@ -394,17 +393,11 @@ def convert(source: str | Path | None = None, models_dir: str | Path | None = No
     """Build the model and install it into the models directory; the InstalledModel."""
     from . import registry
 
-    mdir = Path(models_dir) if models_dir is not None else registry.default_models_dir()
-    mdir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}-build-", dir=mdir))
     try:
-        res = build(work, source, log, progress)
-        model = registry.install_built(MODEL_NAME, work, force=force, models_dir=mdir, log=log)
+        return registry.build_and_install(MODEL_NAME, lambda work: build(work, source, log, progress), force=force,
+                                          models_dir=models_dir, log=log)
     except registry.ModelError as exc:
         raise ConvertError(str(exc)) from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return model, res
 
 
 # ---------------------------------------------------------------- command line

@@ -718,6 +718,20 @@ def install_built(name: str, built_dir: str | Path, *, force: bool = False, mani
     return _installed_model(entry, mdir / name, read_record(name, mdir))
 
 
+def build_and_install(name: str, build: Callable[[Path], object], *, force: bool = False,
+                      models_dir: str | Path | None = None, log: Log = _quiet) -> tuple[InstalledModel, object]:
+    """Run a build command's build(work_dir) in a scratch folder inside the models directory
+    (same file system as the install), then install_built() what it wrote; (model, build's result)."""
+    mdir = _mdir(models_dir)
+    mdir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=mdir))
+    try:
+        res = build(work)
+        return install_built(name, work, force=force, models_dir=mdir, log=log), res
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- verify, resolve, remove
 
 def _check_install(entry: ModelEntry | None, name: str, mdir: Path, full: bool) -> tuple[VerifyReport, InstalledRecord | None]:

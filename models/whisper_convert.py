@@ -23,7 +23,6 @@ import base64
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -249,16 +248,11 @@ def convert(source: str | Path | None = None, out: str | Path | None = None, int
     if not int8:
         raise ConvertError("the installed whisper-tiny.en is the int8 model (models/manifest.yaml); "
                            "write the float32 files somewhere else with --out DIR")
-    mdir = Path(models_dir) if models_dir is not None else registry.default_models_dir()
-    mdir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".whisper-build-", dir=mdir))
     try:
-        res = build(work, source, int8, log)
-        model = registry.install_built(MODEL_NAME, work, force=force, models_dir=mdir, log=log)
+        model, res = registry.build_and_install(MODEL_NAME, lambda work: build(work, source, int8, log), force=force,
+                                                models_dir=models_dir, log=log)
     except registry.ModelError as exc:
         raise ConvertError(str(exc)) from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     files = {role: model.path(role) for role in ("encoder", "decoder", "tokens")}
     return ConvertResult(model.directory, files, res.seconds, res.encoder_max_abs_diff, installed=True)
 
