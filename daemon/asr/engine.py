@@ -361,19 +361,23 @@ class OfflineEngine(AsrEngine):
 
         self._sherpa = sherpa_onnx
         self.vad_model = vad_model
+        self.rec = self._loaded(self._recogniser)
+
+    def _loaded(self, make):
         try:
-            if model.kind == "offline_whisper":
-                self.rec = self._whisper(cfg.whisper_tail_s)
-            elif model.kind == "offline_sense_voice":
-                self.rec = sherpa_onnx.OfflineRecognizer.from_sense_voice(
-                    model=str(model.path("model")), tokens=str(model.path("tokens")),
-                    num_threads=1, use_itn=True, language="auto")
-            else:
-                self.rec = sherpa_onnx.OfflineRecognizer.from_paraformer(
-                    paraformer=str(model.path("model")), tokens=str(model.path("tokens")),
-                    num_threads=1)
-        except Exception as exc:
-            raise AsrError(f"cannot load model {model.name} from {model.directory}: {exc}") from None
+            return make()
+        except Exception as exc:     # sherpa-onnx raises RuntimeError/ValueError from C++
+            raise AsrError(f"cannot load model {self.model.name} from {self.model.directory}: {exc}") from None
+
+    def _recogniser(self):
+        m = self.model
+        if m.kind == "offline_whisper":
+            return self._whisper(self.cfg.whisper_tail_s)
+        if m.kind == "offline_sense_voice":
+            return self._sherpa.OfflineRecognizer.from_sense_voice(
+                model=str(m.path("model")), tokens=str(m.path("tokens")), num_threads=1, use_itn=True, language="auto")
+        return self._sherpa.OfflineRecognizer.from_paraformer(
+            paraformer=str(m.path("model")), tokens=str(m.path("tokens")), num_threads=1)
 
     def _whisper(self, tail_s: float):
         m, cfg = self.model, self.cfg
@@ -442,10 +446,7 @@ class OfflineEngine(AsrEngine):
         # only the live engine decodes under load: replays (step()) never pay for the second
         # copy of the weights (~130 MB)
         if self.is_whisper and self.rec_busy is None and self.cfg.whisper_busy_tail_s != self.cfg.whisper_tail_s:
-            try:
-                self.rec_busy = self._whisper(self.cfg.whisper_busy_tail_s)
-            except Exception as exc:
-                raise AsrError(f"cannot load model {self.model.name} from {self.model.directory}: {exc}") from None
+            self.rec_busy = self._loaded(lambda: self._whisper(self.cfg.whisper_busy_tail_s))
         self._async = True
         super().start()
 
