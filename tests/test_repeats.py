@@ -1,5 +1,5 @@
 """Whisper's trailing self-repeats are dropped; ordinary repetition in speech is kept."""
-from callcue.daemon.asr.repeats import trim_repeat, trim_tokens
+from callcue.daemon.asr.repeats import collapse_loops, drop_loops, trim_repeat
 
 
 def test_a_final_that_starts_over_is_cut_where_the_repeat_begins():
@@ -21,8 +21,23 @@ def test_speech_that_repeats_short_words_or_does_not_repeat_is_unchanged():
         assert trim_repeat(text) == (text, 0), text
 
 
-def test_tokens_are_cut_with_the_text():
+def test_a_clause_looped_three_times_mid_utterance_is_kept_once():
+    text = ("and you can ask for it, the only time I'm writing, the only time I'm writing, the only time I'm "
+            "writing, the protection of this.")
+    assert collapse_loops(text) == ("and you can ask for it, the only time I'm writing, the protection of this.", 10)
+    # said twice is speech; short words three times too
+    for text in ("I am so sorry, I am so sorry about that.", "No, no, no, it was me, me, me all along."):
+        assert collapse_loops(text) == (text, 0), text
+
+
+def test_tokens_follow_the_text():
     tokens = (" Call", " me", " back", " today.", " Call", " me", " back")
-    text, _ = trim_repeat("".join(tokens).strip())
-    assert text == "Call me back today."
-    assert trim_tokens(tokens, text) == 4
+    assert drop_loops("".join(tokens).strip(), tokens) == ("Call me back today.", (0, 1, 2, 3), 3)
+    # a word of several tokens, a loop in the middle and a tail repeat together
+    tokens = (" Sum", "mit", " is", " right", " here", " is", " right", " here", " is", " right", " here,", " we",
+              " do", " cover", " it.", " We", " do", " cover")
+    text, keep, dropped = drop_loops("".join(tokens).strip(), tokens)
+    assert text == "Summit is right here, we do cover it."
+    assert keep == (0, 1, 8, 9, 10, 11, 12, 13, 14)
+    assert dropped == 9
+    assert drop_loops("Thank you.", (" Thank", " you.")) == ("Thank you.", (0, 1), 0)

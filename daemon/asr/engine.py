@@ -26,12 +26,16 @@ import numpy as np
 
 from ..config import AsrConfig
 from .gate import Chunk, Timeline
-from .repeats import trim_repeat, trim_tokens
+from .repeats import drop_loops
 
 log = logging.getLogger(__name__)
 
 ONLINE_KINDS = ("online_transducer",)
 BUSY_WAITED_S = 0.2     # an utterance that waited this long for a decode thread takes the fast path
+# sherpa-onnx stops greedy Whisper after 6 tokens per second of the audio it was given
+# (100 feature frames a second): a fast talker says more than that
+WHISPER_TOKENS_PER_S = 6
+CAP_SILENCE = 0.5       # a capped utterance is decoded again with this much silence after it (x its length)
 OFFLINE_KINDS = ("offline_whisper", "offline_sense_voice", "offline_paraformer")
 
 
@@ -95,6 +99,7 @@ class AsrEngine:
         self.decoded_streams = 0
         self.busy_decodes = 0          # offline Whisper: utterances decoded with the short padding
         self.repeats_trimmed = 0       # offline Whisper: finals that said their own words again (repeats.py)
+        self.cap_retries = 0           # offline Whisper: utterances decoded again past sherpa-onnx's token cap
         self.errors = 0
 
     # ---- called from line workers (any thread) ----
@@ -200,7 +205,7 @@ class AsrEngine:
                 "dropped_s": round(self.dropped_s, 1), "decode_calls": self.decode_calls,
                 "mean_batch": round(self.decoded_streams / self.decode_calls, 2) if self.decode_calls else None,
                 "errors": self.errors, "busy_decodes": self.busy_decodes,
-                "repeats_trimmed": self.repeats_trimmed}
+                "repeats_trimmed": self.repeats_trimmed, "cap_retries": self.cap_retries}
 
     # ---- engine specifics ----
     def _open(self, line, speaker, call_id, sample_rate) -> _Channel:
@@ -507,7 +512,9 @@ class OfflineEngine(AsrEngine):
             seg = ch.pending.popleft()
             self.decoded_streams += 1
             try:
-                out.append((ch, seg, fut.result()))
+                stream, retried = fut.result()
+                self.cap_retries += retried
+                out.append((ch, seg, stream))
             except Exception:
                 # an utterance the model cannot decode must not stop the channel
                 self.errors += 1
@@ -522,19 +529,37 @@ class OfflineEngine(AsrEngine):
             stamps = [start + float(x) for x in (getattr(s.result, "timestamps", None) or [])]
             tokens = tuple(s.result.tokens)
             if self.is_whisper:
-                text, dropped = trim_repeat(text)
+                text, keep, dropped = drop_loops(text, tokens)
                 if dropped:
                     self.repeats_trimmed += 1
-                    keep = trim_tokens(tokens, text)
-                    tokens, stamps = tokens[:keep], stamps[:keep]
+                    tokens = tuple(tokens[i] for i in keep)
+                    stamps = [stamps[i] for i in keep if i < len(stamps)]
             self._emit(ch, text, True, start, start + len(samples) / 16000, tokens, stamps)
         ch.utterance += 1
 
-    def _decode_one(self, seg, rec):
-        s = rec.create_stream()
-        s.accept_waveform(16000, seg[0])
-        rec.decode_stream(s)
-        return s
+    def _decode_one(self, seg, rec) -> tuple[object, bool]:
+        """(decoded stream, whether it took a second decode). A Whisper transcript that
+        reached sherpa-onnx's token cap lost its last words; silence after the speech
+        raises the cap without changing what is heard, so such an utterance is decoded
+        again with it (only fast talkers pay for the second decode)."""
+        samples = seg[0]
+        s = _decoded(rec, samples)
+        if self.is_whisper and len(s.result.tokens) >= whisper_token_cap(len(samples)) - 1:
+            padded = np.concatenate([samples, np.zeros(int(len(samples) * CAP_SILENCE), np.float32)])
+            return _decoded(rec, padded), True
+        return s, False
+
+
+def _decoded(rec, samples: np.ndarray):
+    s = rec.create_stream()
+    s.accept_waveform(16000, samples)
+    rec.decode_stream(s)
+    return s
+
+
+def whisper_token_cap(n_samples: int) -> int:
+    """How many tokens sherpa-onnx lets greedy Whisper write for n_samples of 16 kHz audio."""
+    return int(n_samples / 160 / 100 * WHISPER_TOKENS_PER_S)
 
 
 def resolve_models(cfg: AsrConfig, models_dir: Path | None, verify: bool = True):
