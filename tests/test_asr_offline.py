@@ -143,3 +143,32 @@ def test_a_backlog_is_decoded_with_the_short_padding_and_stays_in_order(calls):
     for s in seq.values():
         assert [u for u, _, _ in s] == sorted(u for u, _, _ in s)
     assert "help you" in " ".join(r.text.lower() for r in results)
+
+
+def test_a_fast_talker_keeps_the_words_past_sherpa_onnx_token_cap():
+    """sherpa-onnx lets greedy Whisper write 6 tokens per second of audio; a fast turn says
+    more. The engine decodes such an utterance again with silence after it, so the final
+    has more tokens than the first decode was allowed and ends where the speech ended."""
+    import numpy as np
+
+    from callcue.daemon.asr.engine import whisper_token_cap
+    from callcue.daemon.synth.render import synth_speech
+    from callcue.daemon.synth.script import ResolvedParams
+
+    text = ("The refund will go back to the card you paid with, it can take up to ten working days depending on "
+            "your bank, and you will receive an email confirmation as soon as it has been processed on our side.")
+    x = synth_speech(text, ResolvedParams(voice="en-us", speed=330, pitch=50, amplitude=100), 16000)
+    audio = (np.concatenate([np.zeros(8000, np.float32), x, np.zeros(16000, np.float32)]) * 32767).astype(np.int16)
+    results: list = []
+    eng = _engine(results)
+    eng.open("L", "agent", "c", 16000)
+    for k in range(0, len(audio), 8000):
+        eng.feed("L", "agent", Chunk(audio[k:k + 8000].copy(), k / 16000))
+        eng.step()
+    eng.close("L", "agent")
+    while eng.step() or eng.channels:
+        pass
+    assert eng.stats()["cap_retries"] == 1 and len(results) == 1
+    r = results[0]
+    assert len(r.tokens) > whisper_token_cap(round((r.t_end - r.t_start) * 16000))
+    assert r.text.endswith("our side.") and len(r.timestamps) in (0, len(r.tokens))
