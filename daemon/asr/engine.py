@@ -36,6 +36,7 @@ BUSY_WAITED_S = 0.2     # an utterance that waited this long for a decode thread
 # (100 feature frames a second): a fast talker says more than that
 WHISPER_TOKENS_PER_S = 6
 CAP_SILENCE = 0.5       # a capped utterance is decoded again with this much silence after it (x its length)
+WHISPER_MAX_SAMPLES = 29 * 16000    # sherpa-onnx keeps the first 3000 - 50 feature frames
 OFFLINE_KINDS = ("offline_whisper", "offline_sense_voice", "offline_paraformer")
 
 
@@ -544,9 +545,10 @@ class OfflineEngine(AsrEngine):
         again with it (only fast talkers pay for the second decode)."""
         samples = seg[0]
         s = _decoded(rec, samples)
-        if self.is_whisper and len(s.result.tokens) >= whisper_token_cap(len(samples)) - 1:
-            padded = np.concatenate([samples, np.zeros(int(len(samples) * CAP_SILENCE), np.float32)])
-            return _decoded(rec, padded), True
+        # Whisper hears at most 30 s (sherpa-onnx drops the rest): the silence must fit
+        silence = min(int(len(samples) * CAP_SILENCE), WHISPER_MAX_SAMPLES - len(samples))
+        if self.is_whisper and silence > 0 and len(s.result.tokens) >= whisper_token_cap(len(samples)) - 1:
+            return _decoded(rec, np.concatenate([samples, np.zeros(silence, np.float32)])), True
         return s, False
 
 
