@@ -125,6 +125,12 @@ class AsrEngine:
         self._wake.set()
         return True
 
+    def room(self) -> int:
+        """Chunks the input queue still takes. Line workers never wait; a producer that
+        may (a benchmark feeding recordings as fast as the engine goes) waits for room."""
+        with self._lock:
+            return self.cfg.queue_chunks - self._audio_queued
+
     def _rate_of(self, line: str, speaker: str) -> int:
         ch = self._channel(line, speaker)
         return ch.sample_rate if ch else 16000
@@ -542,12 +548,14 @@ class OfflineEngine(AsrEngine):
         """(decoded stream, whether it took a second decode). A Whisper transcript that
         reached sherpa-onnx's token cap lost its last words; silence after the speech
         raises the cap without changing what is heard, so such an utterance is decoded
-        again with it (only fast talkers pay for the second decode)."""
+        again with it (only fast talkers pay for the second decode). Not when the model
+        looped into the cap: the loop is dropped anyway, and more room only makes it longer."""
         samples = seg[0]
         s = _decoded(rec, samples)
         # Whisper hears at most 30 s (sherpa-onnx drops the rest): the silence must fit
         silence = min(int(len(samples) * CAP_SILENCE), WHISPER_MAX_SAMPLES - len(samples))
-        if self.is_whisper and silence > 0 and len(s.result.tokens) >= whisper_token_cap(len(samples)) - 1:
+        if (self.is_whisper and silence > 0 and len(s.result.tokens) >= whisper_token_cap(len(samples)) - 1
+                and not drop_loops(s.result.text.strip(), ())[2]):    # a loop ran into the cap: nothing was lost
             return _decoded(rec, np.concatenate([samples, np.zeros(silence, np.float32)])), True
         return s, False
 
