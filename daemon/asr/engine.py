@@ -198,6 +198,7 @@ class AsrEngine:
                 self.audio_s += dur
                 ch.fed_at = time.monotonic()
                 self._accept(ch, chunk, dur)
+                self._between_chunks()
         worked |= self._decode()
         for key in [k for k, ch in self.channels.items() if ch.closing and self._finished(ch)]:
             del self.channels[key]
@@ -223,6 +224,9 @@ class AsrEngine:
 
     def _decode(self) -> bool:
         raise NotImplementedError
+
+    def _between_chunks(self) -> None:
+        """Called after each queued chunk of a round is taken in."""
 
     def _close(self, ch: _Channel) -> None:
         raise NotImplementedError
@@ -465,6 +469,12 @@ class OfflineEngine(AsrEngine):
     def stop(self, timeout: float = 10.0) -> None:
         self._async = False        # the last round finishes every decode it starts
         super().stop(timeout)
+
+    def _between_chunks(self) -> None:
+        # a long queue of audio (a burst after a stall, a benchmark feeding recordings)
+        # must not keep utterances already cut from decode threads that are free
+        if self._async and (len(self._inflight) < self.cfg.num_threads or any(f.done() for f in self._inflight)):
+            self._decode()
 
     def _decode(self) -> bool:
         if self._async:
