@@ -226,7 +226,7 @@ def _throughput_ours(calls: list[Path], asr_cfg, threads: int) -> tuple[float, f
                         raise RuntimeError("the engine refused audio it had room for")
                     if (k + 1) * sr >= len(audio):
                         engine.close(f"c{i}", who)
-        while engine.channels or engine.stats()["queue_chunks"]:
+        while engine.channels or engine.room() < engine.cfg.queue_chunks:
             time.sleep(0.005)
     finally:
         engine.stop()

@@ -6,7 +6,7 @@ this month? Can you tell me why", or one clause over and over until sherpa-onnx'
 six tokens per second of audio stops it. Two shapes are dropped:
 - trim_repeat: a tail of at least MIN_TAIL words that continues a run of at least
   MIN_PERIOD words immediately before it (the run said again, whole or cut short);
-- collapse_loops: a run of at least MIN_PERIOD words said LOOP_TIMES times or more in a
+- a loop (_loop_mask): a run of at least MIN_PERIOD words said LOOP_TIMES times or more in a
   row anywhere ("the only time I'm writing, the only time I'm writing, the only time I'm
   writing, the protection ..."): the loop stopped and the model went on; the last copy stays.
 drop_loops does both and keeps the model's tokens that spell what is left.
@@ -41,14 +41,6 @@ def trim_repeat(text: str) -> tuple[str, int]:
             if keys[start] == tail[0] and all(tail[j] == keys[start + j % period] for j in range(len(tail))):
                 return " ".join(words[:cut]), n - cut
     return text, 0
-
-
-def collapse_loops(text: str) -> tuple[str, int]:
-    """(text with every run of >= MIN_PERIOD words said >= LOOP_TIMES times in a row kept
-    once, how many words were dropped)."""
-    words = text.split()
-    keep = _loop_mask([_key(w) for w in words])
-    return " ".join(w for w, k in zip(words, keep) if k), keep.count(False)
 
 
 def _loop_mask(keys: list[str]) -> list[bool]:
@@ -91,12 +83,11 @@ def _token_indices(tokens: tuple[str, ...], keep_word: list[bool]) -> tuple[int,
         for ch in tok:
             if ch.isspace():
                 in_word = False
-            elif not in_word:
+                continue
+            if not in_word:
                 word += 1
                 in_word = True
-                if first is None:
-                    first = word
-            elif first is None:
+            if first is None:
                 first = word
         if first is not None and 0 <= first < len(keep_word) and keep_word[first]:
             out.append(i)

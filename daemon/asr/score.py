@@ -119,8 +119,11 @@ class TurnTally:
     errors: dict[str, int] = field(default_factory=dict)
 
     def add(self, kind: str, ref: list[str], hyp: list[str]) -> None:
-        self.words[kind] = self.words.get(kind, 0) + len(ref)
-        self.errors[kind] = self.errors.get(kind, 0) + edit_distance(ref, hyp)
+        self.count(kind, len(ref), edit_distance(ref, hyp))
+
+    def count(self, kind: str, words: int, errors: int) -> None:
+        self.words[kind] = self.words.get(kind, 0) + words
+        self.errors[kind] = self.errors.get(kind, 0) + errors
 
     def wer(self, kind: str | None = None) -> float:
         w = sum(self.words.values()) if kind is None else self.words.get(kind, 0)
@@ -174,8 +177,7 @@ def score_turns(labels: dict, events: list[dict], tally: TurnTally) -> None:
             tally.errors["(no turn)"] = tally.errors.get("(no turn)", 0) + len(hyp)
             continue
         for kind, errors in zip(kinds, errors_per_ref_word(ref, hyp)):
-            tally.words[kind] = tally.words.get(kind, 0) + 1
-            tally.errors[kind] = tally.errors.get(kind, 0) + errors
+            tally.count(kind, 1, errors)
 
 
 def _calls(labels_dir: Path, events_dir: Path | None):
