@@ -138,7 +138,7 @@ def choose_asr(cfg: SiteConfig, args) -> SiteConfig:
     if getattr(args, "asr_model", None):
         asr = (asr or AsrConfig()).model_copy(update={"model": args.asr_model})
     if asr is None:
-        from callcue.models.registry import installed_names
+        from callcue.models.installed import installed_names
         default = AsrConfig()
         if default.model in installed_names():
             asr = default

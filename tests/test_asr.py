@@ -15,8 +15,8 @@ from callcue.daemon.asr.gate import SpeechGate, Timeline
 from callcue.daemon.asr.transcripts import syllables
 from callcue.daemon.asr.words import WordSpotter, load_words, normalise
 from callcue.daemon.config import AsrConfig
-from callcue.models.registry import install_built
-from callcue.models.test_transducer import make_test_transducer
+from callcue.models.install import install_built
+from callcue.models.transducer_build import make_test_transducer
 
 DEMO = Path(__file__).resolve().parent.parent / "flows" / "demo" / "calls"
 

@@ -11,7 +11,7 @@ from callcue.daemon.asr.engine import OfflineEngine, build_engine
 from callcue.daemon.asr.gate import Chunk
 from callcue.daemon.config import AsrConfig
 from callcue.daemon.replay import load_call
-from callcue.models.registry import installed_names
+from callcue.models.installed import installed_names
 
 from test_asr import DEMO
 

@@ -13,7 +13,7 @@ from callcue.daemon.config import AsrConfig, BrokerConfig, LineConfig, SourceCon
 from callcue.daemon.store.calls import CallStore
 from callcue.daemon.synth.render import render_call, write_call
 from callcue.daemon.synth.script import CallScript
-from callcue.models.registry import installed_names
+from callcue.models.installed import installed_names
 
 from conftest import clear_retained
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from callcue.daemon.assist.score import default_calls, run
-from callcue.models.registry import installed_names
+from callcue.models.installed import installed_names
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from callcue.daemon.assist.embed import EmbedError, Embedder, load_tokenizer, mean_pool, read_pooling, tokenize
 from callcue.daemon.assist.embed_bench import utterances
-from callcue.models import registry
+from callcue.models import installed
 from callcue.models.minilm_convert import (CONVERTER_VERSION, MODEL_NAME, PACKAGE_DIR, ConvertError, converter_of,
                                            find_source)
 
@@ -32,17 +32,17 @@ TRIPLES = [
 ]
 
 
-def _installed() -> registry.InstalledModel:
+def _installed() -> installed.InstalledModel:
     try:
-        return registry.resolve(MODEL_NAME, verify=False)
-    except registry.ModelError as exc:
-        if registry.read_record(MODEL_NAME) is None:
+        return installed.resolve(MODEL_NAME, verify=False)
+    except installed.ModelError as exc:
+        if installed.read_record(MODEL_NAME) is None:
             pytest.skip(f"{MODEL_NAME} is not installed (provision builds it: callcue models convert {MODEL_NAME})")
         raise AssertionError(f"the installed {MODEL_NAME} is damaged: {exc}") from None
 
 
 @pytest.fixture(scope="module")
-def model() -> registry.InstalledModel:
+def model() -> installed.InstalledModel:
     return _installed()
 
 
@@ -135,7 +135,7 @@ def test_built_by_current_converter(model):
 
 # ---------------------------------------------------------------- clear failures
 
-def _copy_install(model: registry.InstalledModel, tmp_path: Path) -> Path:
+def _copy_install(model: installed.InstalledModel, tmp_path: Path) -> Path:
     mdir = tmp_path / "models"
     shutil.copytree(model.directory, mdir / MODEL_NAME)      # real copies: the test damages them
     return mdir

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tarfile
 import threading
 import wave
@@ -28,8 +29,11 @@ import yaml
 
 from callcue.daemon.cli import main as cli_main
 from callcue.daemon.yamlfile import ConfigError
-from callcue.models import registry as reg
-from callcue.models.registry import ModelError
+from callcue.models import command
+from callcue.models import install as inst
+from callcue.models import installed as ins
+from callcue.models import manifest as mf
+from callcue.models.manifest import ModelError
 
 ROOT = "fake-zipformer-2024"
 TRANSDUCER_FILES = {
@@ -82,9 +86,9 @@ def entry(name: str, kind: str = "online_transducer", files: dict[str, str] | No
     }
 
 
-def write_manifest(path: Path, entries: list[dict]) -> reg.Manifest:
+def write_manifest(path: Path, entries: list[dict]) -> mf.Manifest:
     path.write_text(yaml.safe_dump({"format": 1, "models": entries}, sort_keys=False), encoding="utf-8")
-    return reg.load_manifest(path)
+    return mf.load_manifest(path)
 
 
 @pytest.fixture
@@ -118,9 +122,9 @@ def leftovers(models: Path) -> list[str]:
 
 
 def cli(site, *args: str) -> int:
-    """`callcue models ARGS` through the registry's own argparse wiring."""
+    """`callcue models ARGS` through models/command.py's argparse wiring."""
     parser = argparse.ArgumentParser(prog="callcue models")
-    reg.add_parsers(parser.add_subparsers(dest="models_command", required=True))
+    command.add_parsers(parser.add_subparsers(dest="models_command", required=True))
     ns = parser.parse_args([*args, "--manifest", str(site["manifest_path"]), "--models-dir", str(site["models"])])
     return ns.func(ns)
 
@@ -134,7 +138,7 @@ def test_callcue_models_commands_are_registered(site, capsys):
 # ------------------------------------------------------------------ manifest
 
 def test_real_manifest_lists_the_supported_models():
-    m = reg.load_manifest()
+    m = mf.load_manifest()
     by = {e.name: e for e in m.models}
     bilingual = by["streaming-zipformer-bilingual-zh-en-2023-02-20"]
     assert bilingual.kind == "online_transducer" and set(bilingual.languages) == {"zh", "en"}
@@ -164,7 +168,7 @@ def test_manifest_errors_name_file_line_and_field(tmp_path):
     path = tmp_path / "manifest.yaml"
     path.write_text(yaml.safe_dump({"format": 1, "models": [bad, bad2, bad3]}, sort_keys=False))
     with pytest.raises(ConfigError) as exc:
-        reg.load_manifest(path)
+        mf.load_manifest(path)
     text = str(exc.value)
     assert re.search(rf"{re.escape(str(path))}:\d+: models\.0\.source: .*archive_sha256", text), text
     assert re.search(rf"{re.escape(str(path))}:\d+: models\.1\.files\.0\.colour: unknown field", text), text
@@ -174,7 +178,7 @@ def test_manifest_errors_name_file_line_and_field(tmp_path):
 # ------------------------------------------------------------------ install
 
 def test_install_from_carried_in_tar_bz2_then_resolve(site):
-    reg.install("fake-zipformer", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
+    inst.install("fake-zipformer", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
     assert leftovers(site["models"]) == ["fake-zipformer"]
     for path, data in site["payload"].items():
         assert (site["models"] / "fake-zipformer" / path).read_bytes() == data
@@ -182,14 +186,14 @@ def test_install_from_carried_in_tar_bz2_then_resolve(site):
     assert {f["path"]: f["sha256"] for f in record["files"]} == {p: sha(d) for p, d in site["payload"].items()}
     assert any("archive sha256" in v and "manifest" in v for v in record["verified_by"])
 
-    got = reg.resolve("fake-zipformer", manifest=site["manifest"], models_dir=site["models"])
+    got = ins.resolve("fake-zipformer", manifest=site["manifest"], models_dir=site["models"])
     assert got.kind == "online_transducer" and got.sample_rate == 16000
     assert got.path("encoder") == (site["models"] / "fake-zipformer" / "encoder.int8.onnx").resolve()
     assert got.path("tokens").read_bytes() == site["payload"]["tokens.txt"]
-    reg.check_kind(got, "online_transducer")
+    ins.check_kind(got, "online_transducer")
     with pytest.raises(ModelError, match="has no 'model' file"):
         got.path("model")
-    assert [r.ok for r in reg.verify(manifest=site["manifest"], models_dir=site["models"])] == [True]
+    assert [r.ok for r in ins.verify(manifest=site["manifest"], models_dir=site["models"])] == [True]
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -212,45 +216,45 @@ def http_root(tmp_path):
 def test_install_downloads_over_http_and_checks_before_unpacking(site, http_root):
     root, base = http_root
     (root / "good.tar.bz2").write_bytes(site["archive"].read_bytes())
-    m = reg.install("fake-zipformer", f"{base}/good.tar.bz2", manifest=site["manifest"], models_dir=site["models"])
+    m = inst.install("fake-zipformer", f"{base}/good.tar.bz2", manifest=site["manifest"], models_dir=site["models"])
     assert m.path("joiner").read_bytes() == site["payload"]["joiner.int8.onnx"]
 
     # a different archive at the URL: refused on its checksum, nothing unpacked or kept
     other = make_tar(site["tmp"] / "other.tar.bz2", make_payload(seed=7))
     (root / "bad.tar.bz2").write_bytes(other.read_bytes())
     with pytest.raises(ModelError) as exc:
-        reg.install("fake-zipformer", f"{base}/bad.tar.bz2", force=True, manifest=site["manifest"],
+        inst.install("fake-zipformer", f"{base}/bad.tar.bz2", force=True, manifest=site["manifest"],
                     models_dir=site["models"])
     msg = str(exc.value)
     assert "checksum mismatch" in msg and sha(other.read_bytes()) in msg
     assert site["manifest"].get("fake-zipformer").source.archive_sha256 in msg and "nothing was installed" in msg
     assert leftovers(site["models"]) == ["fake-zipformer"]  # the good install is untouched
-    assert reg.resolve("fake-zipformer", manifest=site["manifest"], models_dir=site["models"])
+    assert ins.resolve("fake-zipformer", manifest=site["manifest"], models_dir=site["models"])
 
     with pytest.raises(ModelError, match=r"download of .*/missing.tar.bz2 failed: HTTP 404"):
-        reg.install("fake-unpinned", f"{base}/missing.tar.bz2", ["0" * 64], manifest=site["manifest"],
+        inst.install("fake-unpinned", f"{base}/missing.tar.bz2", ["0" * 64], manifest=site["manifest"],
                     models_dir=site["models"])
     # no checksum at all for an unpinned model: refused before any byte is fetched
     with pytest.raises(ModelError, match="no checksum is known"):
-        reg.install("fake-unpinned", f"{base}/good.tar.bz2", manifest=site["manifest"], models_dir=site["models"])
+        inst.install("fake-unpinned", f"{base}/good.tar.bz2", manifest=site["manifest"], models_dir=site["models"])
     assert leftovers(site["models"]) == ["fake-zipformer"]
 
 
 def test_unpinned_model_needs_the_operators_sha256(site, tmp_path):
     with pytest.raises(ModelError) as exc:
-        reg.install("fake-unpinned", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
+        inst.install("fake-unpinned", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
     assert "no checksum is known" in str(exc.value) and "--sha256" in str(exc.value)
     assert leftovers(site["models"]) == []
 
     with pytest.raises(ModelError, match="checksum mismatch .* --sha256 says"):
-        reg.install("fake-unpinned", str(site["archive"]), ["ab" * 32], manifest=site["manifest"],
+        inst.install("fake-unpinned", str(site["archive"]), ["ab" * 32], manifest=site["manifest"],
                     models_dir=site["models"])
     assert leftovers(site["models"]) == []
 
     # flat zip (no top folder), vouched for by the operator's checksum of the zip
     z = make_zip(tmp_path / "carried.zip", site["payload"])
     assert cli(site, "install", "fake-unpinned", "--from", str(z), "--sha256", sha(z.read_bytes()).upper()) == 0
-    m = reg.resolve("fake-unpinned", manifest=site["manifest"], models_dir=site["models"])
+    m = ins.resolve("fake-unpinned", manifest=site["manifest"], models_dir=site["models"])
     assert m.path("decoder").read_bytes() == site["payload"]["decoder.onnx"]
 
 
@@ -260,22 +264,22 @@ def test_folder_install_needs_a_checksum_per_unpinned_file(site, tmp_path):
     for name, data in site["payload"].items():
         (folder / name).write_bytes(data)
     with pytest.raises(ModelError, match="no checksum is known for the folder"):
-        reg.install("fake-unpinned", str(folder.parent), manifest=site["manifest"], models_dir=site["models"])
+        inst.install("fake-unpinned", str(folder.parent), manifest=site["manifest"], models_dir=site["models"])
     with pytest.raises(ModelError, match="PATH=HEX"):
-        reg.install("fake-unpinned", str(folder.parent), ["ab" * 32], manifest=site["manifest"],
+        inst.install("fake-unpinned", str(folder.parent), ["ab" * 32], manifest=site["manifest"],
                     models_dir=site["models"])
     sums = [f"{p}={sha(d)}" for p, d in site["payload"].items()]
     bad = sums[:-1] + [f"tokens.txt={'0' * 64}"]
     with pytest.raises(ModelError, match=r"tokens\.txt: sha256 is [0-9a-f]{64}, --sha256 expects 0{64}"):
-        reg.install("fake-unpinned", str(folder.parent), bad, manifest=site["manifest"], models_dir=site["models"])
+        inst.install("fake-unpinned", str(folder.parent), bad, manifest=site["manifest"], models_dir=site["models"])
     assert leftovers(site["models"]) == []
-    m = reg.install("fake-unpinned", str(folder.parent), sums, manifest=site["manifest"], models_dir=site["models"])
+    m = inst.install("fake-unpinned", str(folder.parent), sums, manifest=site["manifest"], models_dir=site["models"])
     assert m.path("encoder").read_bytes() == site["payload"]["encoder.int8.onnx"]
 
     (folder / "tokens.txt").unlink()
     (folder / "tokens.txt").symlink_to(folder / "decoder.onnx")
     with pytest.raises(ModelError, match="symbolic link"):
-        reg.install("fake-unpinned", str(folder.parent), sums, force=True, manifest=site["manifest"],
+        inst.install("fake-unpinned", str(folder.parent), sums, force=True, manifest=site["manifest"],
                     models_dir=site["models"])
 
 
@@ -283,20 +287,20 @@ def test_pinned_files_checked_one_by_one(site, tmp_path):
     good = make_tar(tmp_path / "full.tar.bz2", site["sv_payload"], root="sv-full")
     # not the archive the manifest names (its archive sha256 differs), but every file is
     # pinned: installs, checked file by file
-    m = reg.install("fake-sensevoice", str(good), manifest=site["manifest"], models_dir=site["models"])
+    m = inst.install("fake-sensevoice", str(good), manifest=site["manifest"], models_dir=site["models"])
     assert m.kind == "offline_sense_voice" and m.path("model").read_bytes() == site["sv_payload"]["model.int8.onnx"]
-    rec = reg.read_record("fake-sensevoice", site["models"])
+    rec = ins.read_record("fake-sensevoice", site["models"])
     assert rec.verified_by == ["file sha256 (model.int8.onnx, tokens.txt)"]
 
     tampered = dict(site["sv_payload"])
     tampered["model.int8.onnx"] = tampered["model.int8.onnx"][:-1] + b"\x00"
     bad = make_zip(tmp_path / "bad.zip", tampered, root="sv-int8")
     with pytest.raises(ModelError) as exc:
-        reg.install("fake-sensevoice", str(bad), force=True, manifest=site["manifest"], models_dir=site["models"])
+        inst.install("fake-sensevoice", str(bad), force=True, manifest=site["manifest"], models_dir=site["models"])
     assert re.search(r"model\.int8\.onnx: sha256 is [0-9a-f]{64}, the manifest expects", str(exc.value))
     assert "nothing was installed" in str(exc.value)
     # the earlier good install is still there, intact
-    assert reg.resolve("fake-sensevoice", manifest=site["manifest"], models_dir=site["models"]).path("model").read_bytes() \
+    assert ins.resolve("fake-sensevoice", manifest=site["manifest"], models_dir=site["models"]).path("model").read_bytes() \
         == site["sv_payload"]["model.int8.onnx"]
     assert leftovers(site["models"]) == ["fake-sensevoice"]
 
@@ -306,7 +310,7 @@ def test_archive_with_traversal_member_is_refused(site, tmp_path):
     evil.size = 4
     archive = make_tar(tmp_path / "evil.tar.bz2", site["payload"], extra=[evil])
     with pytest.raises(ModelError) as exc:
-        reg.install("fake-unpinned", str(archive), [sha(archive.read_bytes())], manifest=site["manifest"],
+        inst.install("fake-unpinned", str(archive), [sha(archive.read_bytes())], manifest=site["manifest"],
                     models_dir=site["models"])
     assert "refusing the archive" in str(exc.value) and "../evil.txt" in str(exc.value)
     assert leftovers(site["models"]) == []
@@ -316,7 +320,7 @@ def test_archive_with_traversal_member_is_refused(site, tmp_path):
     absolute.size = 4
     archive2 = make_tar(tmp_path / "abs.tar.gz", site["payload"], extra=[absolute], mode="w:gz")
     with pytest.raises(ModelError, match="absolute path"):
-        reg.install("fake-unpinned", str(archive2), [sha(archive2.read_bytes())], manifest=site["manifest"],
+        inst.install("fake-unpinned", str(archive2), [sha(archive2.read_bytes())], manifest=site["manifest"],
                     models_dir=site["models"])
 
     z = tmp_path / "evil.zip"
@@ -325,7 +329,7 @@ def test_archive_with_traversal_member_is_refused(site, tmp_path):
             zf.writestr(f"{ROOT}/{name}", data)
         zf.writestr("../../outside.txt", b"boom")
     with pytest.raises(ModelError, match=r"refusing the archive: member '../../outside.txt'"):
-        reg.install("fake-unpinned", str(z), [sha(z.read_bytes())], manifest=site["manifest"], models_dir=site["models"])
+        inst.install("fake-unpinned", str(z), [sha(z.read_bytes())], manifest=site["manifest"], models_dir=site["models"])
 
     # a wanted member that is a link (here to /etc/passwd) is refused, not followed
     link = tarfile.TarInfo(f"{ROOT}/tokens.txt")
@@ -334,32 +338,32 @@ def test_archive_with_traversal_member_is_refused(site, tmp_path):
     files = {k: v for k, v in site["payload"].items() if k != "tokens.txt"}
     archive3 = make_tar(tmp_path / "link.tar.bz2", files, extra=[link])
     with pytest.raises(ModelError, match="refusing the archive: link"):
-        reg.install("fake-unpinned", str(archive3), [sha(archive3.read_bytes())], manifest=site["manifest"],
+        inst.install("fake-unpinned", str(archive3), [sha(archive3.read_bytes())], manifest=site["manifest"],
                     models_dir=site["models"])
     assert leftovers(site["models"]) == []
     assert not Path("/tmp/callcue-evil.txt").exists()
 
 
 def test_truncated_archive_fails_cleanly_and_keeps_the_old_install(site, tmp_path):
-    reg.install("fake-unpinned", str(site["archive"]), [sha(site["archive"].read_bytes())],
+    inst.install("fake-unpinned", str(site["archive"]), [sha(site["archive"].read_bytes())],
                 manifest=site["manifest"], models_dir=site["models"])
     data = site["archive"].read_bytes()
     cut = tmp_path / "cut.tar.bz2"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelError, match="damaged or truncated|not a readable tar"):
-        reg.install("fake-unpinned", str(cut), [sha(cut.read_bytes())], force=True, manifest=site["manifest"],
+        inst.install("fake-unpinned", str(cut), [sha(cut.read_bytes())], force=True, manifest=site["manifest"],
                     models_dir=site["models"])
     assert leftovers(site["models"]) == ["fake-unpinned"]
-    assert reg.verify(["fake-unpinned"], manifest=site["manifest"], models_dir=site["models"])[0].ok
+    assert ins.verify(["fake-unpinned"], manifest=site["manifest"], models_dir=site["models"])[0].ok
 
 
 def test_already_installed_and_force(site):
-    reg.install("fake-zipformer", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
+    inst.install("fake-zipformer", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
     with pytest.raises(ModelError, match="already installed .*--force"):
-        reg.install("fake-zipformer", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
+        inst.install("fake-zipformer", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
     stray = site["models"] / "fake-zipformer" / "stray.bin"
     stray.write_bytes(b"old")
-    reg.install("fake-zipformer", str(site["archive"]), force=True, manifest=site["manifest"], models_dir=site["models"])
+    inst.install("fake-zipformer", str(site["archive"]), force=True, manifest=site["manifest"], models_dir=site["models"])
     assert not stray.exists() and leftovers(site["models"]) == ["fake-zipformer"]
 
 
@@ -367,38 +371,38 @@ def test_single_file_install_and_stale_leftovers_swept(site, tmp_path):
     f = tmp_path / "vad.onnx"
     f.write_bytes(site["payload"]["encoder.int8.onnx"])
     with pytest.raises(ModelError, match="no checksum is known"):
-        reg.install("fake-vad", str(f), manifest=site["manifest"], models_dir=site["models"])
+        inst.install("fake-vad", str(f), manifest=site["manifest"], models_dir=site["models"])
     with pytest.raises(ModelError, match="is a single file, but fake-zipformer has 4 files"):
-        reg.install("fake-zipformer", str(f), manifest=site["manifest"], models_dir=site["models"])
+        inst.install("fake-zipformer", str(f), manifest=site["manifest"], models_dir=site["models"])
     site["models"].mkdir(exist_ok=True)
     old, fresh = site["models"] / ".staging-fake-vad-old", site["models"] / ".staging-other-now"
     old.mkdir()
     fresh.mkdir()
     os.utime(old, (1, 1))
-    m = reg.install("fake-vad", str(f), [sha(f.read_bytes())], manifest=site["manifest"], models_dir=site["models"])
+    m = inst.install("fake-vad", str(f), [sha(f.read_bytes())], manifest=site["manifest"], models_dir=site["models"])
     assert m.path("model").read_bytes() == f.read_bytes()
     assert not old.exists() and fresh.exists()  # a concurrent install's staging is left alone
 
 
 def test_build_models_install_from_the_build_output(site, tmp_path):
     with pytest.raises(ModelError, match="built on this box.*callcue models make-fake"):
-        reg.install("fake-built", manifest=site["manifest"], models_dir=site["models"])
+        inst.install("fake-built", manifest=site["manifest"], models_dir=site["models"])
     out = tmp_path / "build"
     out.mkdir()
     for name, data in site["payload"].items():
         (out / name).write_bytes(data)
-    m = reg.install_built("fake-built", out, manifest=site["manifest"], models_dir=site["models"])
+    m = inst.install_built("fake-built", out, manifest=site["manifest"], models_dir=site["models"])
     assert m.path("encoder").read_bytes() == site["payload"]["encoder.int8.onnx"]
-    rec = reg.read_record("fake-built", site["models"])
+    rec = ins.read_record("fake-built", site["models"])
     assert rec.origin.startswith("build: callcue models make-fake") and rec.verified_by == ["local build"]
     with pytest.raises(ModelError, match="not built locally"):
-        reg.install_built("fake-zipformer", out, manifest=site["manifest"], models_dir=site["models"])
+        inst.install_built("fake-zipformer", out, manifest=site["manifest"], models_dir=site["models"])
 
 
 # ------------------------------------------------------------------ verify, resolve, remove, list
 
 def test_verify_detects_a_modified_file(site, capsys):
-    reg.install("fake-zipformer", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
+    inst.install("fake-zipformer", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
     assert cli(site, "verify") == 0
     assert "OK    fake-zipformer (4 files, sha256 match)" in capsys.readouterr().out
 
@@ -421,29 +425,29 @@ def test_verify_detects_a_modified_file(site, capsys):
 def test_resolve_errors_are_clear(site):
     kw = {"manifest": site["manifest"], "models_dir": site["models"]}
     with pytest.raises(ModelError) as exc:
-        reg.resolve("fake-zipformer", **kw)
+        ins.resolve("fake-zipformer", **kw)
     msg = str(exc.value)
     assert "model fake-zipformer is not installed" in msg
     assert "callcue models install fake-zipformer --from https://models.invalid/fake-zipformer.tar.bz2" in msg
     assert "air-gapped: --from /path/to/fake-zipformer.tar.bz2" in msg
 
     with pytest.raises(ModelError, match="'nope' is not in the model manifest; known models: fake-zipformer"):
-        reg.resolve("nope", **kw)
+        ins.resolve("nope", **kw)
 
-    reg.install("fake-zipformer", str(site["archive"]), **kw)
+    inst.install("fake-zipformer", str(site["archive"]), **kw)
     joiner = site["models"] / "fake-zipformer" / "joiner.int8.onnx"
     joiner.write_bytes(joiner.read_bytes()[::-1])
     with pytest.raises(ModelError) as exc:
-        reg.resolve("fake-zipformer", **kw)
+        ins.resolve("fake-zipformer", **kw)
     assert "corrupt or incomplete" in str(exc.value) and "joiner.int8.onnx: checksum mismatch" in str(exc.value)
     assert "--force" in str(exc.value)
     # a size check alone does not see a same-size change; the default full check does
-    assert reg.resolve("fake-zipformer", verify=False, **kw).path("joiner") == joiner.resolve()
+    assert ins.resolve("fake-zipformer", verify=False, **kw).path("joiner") == joiner.resolve()
 
-    reg.install("fake-sensevoice", str(make_tar(site["tmp"] / "sv.tar.bz2", site["sv_payload"], root="sv-int8")), **kw)
-    sv = reg.resolve("fake-sensevoice", **kw)
+    inst.install("fake-sensevoice", str(make_tar(site["tmp"] / "sv.tar.bz2", site["sv_payload"], root="sv-int8")), **kw)
+    sv = ins.resolve("fake-sensevoice", **kw)
     with pytest.raises(ModelError) as exc:
-        reg.check_kind(sv, ["offline_whisper", "offline_paraformer"], engine="offline")
+        ins.check_kind(sv, ["offline_whisper", "offline_paraformer"], engine="offline")
     assert str(exc.value) == ("model fake-sensevoice (kind offline_sense_voice) cannot be used by the offline "
                               "engine, which needs a model of kind offline_whisper or offline_paraformer; "
                               "configure one of that kind (see: callcue models list)")
@@ -451,7 +455,7 @@ def test_resolve_errors_are_clear(site):
 
 
 def test_remove_and_list(site, capsys):
-    reg.install("fake-zipformer", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
+    inst.install("fake-zipformer", str(site["archive"]), manifest=site["manifest"], models_dir=site["models"])
     assert cli(site, "list", "--json") == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}
     assert rows["fake-zipformer"]["installed"] and not rows["fake-unpinned"]["installed"]
@@ -464,7 +468,7 @@ def test_remove_and_list(site, capsys):
     assert cli(site, "remove", "fake-zipformer") == 0
     assert leftovers(site["models"]) == []
     with pytest.raises(ModelError, match="is not installed"):
-        reg.resolve("fake-zipformer", manifest=site["manifest"], models_dir=site["models"])
+        ins.resolve("fake-zipformer", manifest=site["manifest"], models_dir=site["models"])
     capsys.readouterr()
     assert cli(site, "remove", "fake-zipformer") == 1
     assert "fake-zipformer is not installed" in capsys.readouterr().err
@@ -473,16 +477,27 @@ def test_remove_and_list(site, capsys):
 
 def test_models_dir_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("CALLCUE_MODELS_DIR", str(tmp_path / "elsewhere"))
-    assert reg.default_models_dir() == tmp_path / "elsewhere"
+    assert ins.default_models_dir() == tmp_path / "elsewhere"
     monkeypatch.delenv("CALLCUE_MODELS_DIR")
-    assert reg.default_models_dir() == Path(reg.__file__).resolve().parent / "installed"
+    assert ins.default_models_dir() == Path(ins.__file__).resolve().parent / "installed"
+
+
+def test_the_daemons_model_lookup_imports_no_install_or_cli_code():
+    """installed.py (resolve, verify, remove) is what the daemon imports at start-up: it must
+    not pull in downloads, archives, the install pipeline or the command line."""
+    heavy = ["callcue.models.install", "callcue.models.archive", "callcue.models.command",
+             "tarfile", "urllib.request", "argparse"]
+    code = ("import sys, callcue.models.installed\n"
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 # ------------------------------------------------------------------ silero VAD from the real wheel
 
 def _silero_installed() -> bool:
     try:
-        return md.version("silero-vad") == reg.load_manifest().get("silero-vad").source.package_version
+        return md.version("silero-vad") == mf.load_manifest().get("silero-vad").source.package_version
     except md.PackageNotFoundError:
         return False
 
@@ -493,12 +508,12 @@ def test_silero_vad_installs_from_the_installed_wheel_and_runs(tmp_path):
     import sherpa_onnx
 
     models = tmp_path / "models"
-    m = reg.install("silero-vad", models_dir=models)
+    m = inst.install("silero-vad", models_dir=models)
     assert m.kind == "vad" and m.sample_rate == 16000
-    pin = reg.load_manifest().get("silero-vad").files[0].sha256
+    pin = mf.load_manifest().get("silero-vad").files[0].sha256
     assert hashlib.sha256(m.path("model").read_bytes()).hexdigest() == pin
-    assert reg.resolve("silero-vad", models_dir=models).path("model") == m.path("model")
-    rec = reg.read_record("silero-vad", models)
+    assert ins.resolve("silero-vad", models_dir=models).path("model") == m.path("model")
+    rec = ins.read_record("silero-vad", models)
     assert rec.origin.startswith("python package silero-vad==6.2.3")
 
     wav = tmp_path / "speech.wav"
@@ -531,13 +546,13 @@ def test_silero_vad_installs_from_the_installed_wheel_and_runs(tmp_path):
 
 
 def test_readme_documents_every_manifest_field():
-    readme = (Path(reg.__file__).resolve().parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(ins.__file__).resolve().parent / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Manifest fields"):readme.index("## Adding a model")]
-    for name in reg.ModelEntry.model_fields:
+    for name in mf.ModelEntry.model_fields:
         assert f"`{name}" in section, name
-    for name in reg.ModelFile.model_fields:
+    for name in mf.ModelFile.model_fields:
         assert f"`{name}" in section, name
-    for name in reg.Source.model_fields:
+    for name in mf.Source.model_fields:
         assert f"`source.{name}`" in section, name
-    for kind in reg.REQUIRED_ROLES:
+    for kind in mf.REQUIRED_ROLES:
         assert f"`{kind}`" in section, kind

@@ -25,8 +25,8 @@ import sherpa_onnx
 
 from callcue.daemon.synth.render import synth_speech
 from callcue.daemon.synth.script import ResolvedParams
-from callcue.models import test_transducer as tt
-from callcue.models.test_transducer import make_test_transducer
+from callcue.models import transducer_build as tt
+from callcue.models.transducer_build import make_test_transducer
 
 RATE = 16000
 CHUNK = RATE // 10                    # 100 ms, what a line worker hands over

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from callcue.models import registry
+from callcue.models import installed
+from callcue.models.files import sha256_file
 from callcue.models.whisper_check import (SENTENCES, Ct2Transcriber, SherpaTranscriber, Tally, WhisperModelError,
-                                          check_layout, espeak_corpus, model_files, sha256_of, wer, word_errors)
+                                          check_layout, espeak_corpus, model_files, wer, word_errors)
 from callcue.models.whisper_convert import CONVERTER_VERSION
 from callcue.models.whisper_ct2 import Ct2Error, load_ct2_whisper, packaged_model_dir, read_model_bin, token_bytes
 
@@ -55,7 +56,7 @@ def f32_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def model_dir(models_dir) -> Path:
-    return registry.resolve("whisper-tiny.en", models_dir=models_dir).directory
+    return installed.resolve("whisper-tiny.en", models_dir=models_dir).directory
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +148,7 @@ def test_converted_files_have_sherpa_layout_and_metadata(model_dir):
     assert meta["n_text_state"] == "384" and meta["n_vocab"] == "51864"
     assert (meta["sot"], meta["eot"], meta["no_timestamps"], meta["blank_id"]) == ("50257", "50256", "50362", "220")
     assert meta["sot_sequence"] == "50257" and meta["is_multilingual"] == "0"
-    assert meta["source_model_sha256"] == sha256_of(packaged_model_dir() / "model.bin")
+    assert meta["source_model_sha256"] == sha256_file(packaged_model_dir() / "model.bin")
     assert meta["n_alignment_heads"] == "8" and meta["alignment_heads"].startswith("1:0,2:0,2:5,3:0")
     enc = onnx.load(str(files.encoder))
     ops = {n.op_type for n in enc.graph.node}
@@ -305,7 +306,7 @@ def test_out_folder_build_with_manifest_and_float32(f32_dir, tmp_path):
     doc = json.loads((out / "convert-manifest.json").read_text())
     assert doc["quantization"] == "none (float32)"
     assert {f["path"]: f["sha256"] for f in doc["files"]} == {
-        p.name: sha256_of(p) for p in (out / "tiny.en-encoder.onnx", out / "tiny.en-decoder.onnx",
+        p.name: sha256_file(p) for p in (out / "tiny.en-encoder.onnx", out / "tiny.en-decoder.onnx",
                                        out / "tiny.en-tokens.txt")}
     assert not any(p.name.startswith(".") for p in out.iterdir())          # no build leftovers
     f32 = SherpaTranscriber(out)
@@ -333,8 +334,8 @@ def test_corrupted_encoder_is_a_clear_error_not_a_crash(model_dir, models_dir, t
                                                 r"installed\.json records [0-9a-f]{64}.*callcue models convert"):
         SherpaTranscriber(bad)
     # the daemon's path to the same folder refuses it too
-    with pytest.raises(registry.ModelError, match="tiny.en-encoder.int8.onnx"):
-        registry.resolve("whisper-tiny.en", models_dir=tmp_path)
+    with pytest.raises(installed.ModelError, match="tiny.en-encoder.int8.onnx"):
+        installed.resolve("whisper-tiny.en", models_dir=tmp_path)
 
 
 def _vouch(folder: Path) -> None:
@@ -342,7 +343,7 @@ def _vouch(folder: Path) -> None:
     rec = folder / "installed.json"
     doc = json.loads(rec.read_text())
     for f in doc["files"]:
-        f["sha256"] = sha256_of(folder / f["path"])
+        f["sha256"] = sha256_file(folder / f["path"])
         f["bytes"] = (folder / f["path"]).stat().st_size
     rec.write_text(json.dumps(doc))
 
@@ -405,10 +406,10 @@ def test_three_output_decoder_loads_and_an_older_build_is_rebuilt(model_dir, tmp
     proc = callcue("models", "convert", "whisper-tiny.en", "--models-dir", str(mdir))
     assert proc.returncode == 0, proc.stderr
     assert f"was built by converter unknown, this is {CONVERTER_VERSION}: rebuilding" in proc.stdout
-    assert sha256_of(old / "tiny.en-decoder.int8.onnx") == sha256_of(model_dir / "tiny.en-decoder.int8.onnx")
+    assert sha256_file(old / "tiny.en-decoder.int8.onnx") == sha256_file(model_dir / "tiny.en-decoder.int8.onnx")
     # a damaged install is rebuilt too (the build is where its bytes come from)
     (old / "tiny.en-tokens.txt").write_text("broken\n")
     proc = callcue("models", "convert", "whisper-tiny.en", "--models-dir", str(mdir))
     assert proc.returncode == 0, proc.stderr
     assert "is damaged, rebuilding it" in proc.stdout and "tiny.en-tokens.txt" in proc.stdout
-    assert registry.resolve("whisper-tiny.en", models_dir=mdir).directory == old
+    assert installed.resolve("whisper-tiny.en", models_dir=mdir).directory == old

@@ -585,7 +585,7 @@ def whisper_token_cap(n_samples: int) -> int:
 def resolve_models(cfg: AsrConfig, models_dir: Path | None, verify: bool = True):
     """(model, vad model or None), of the right kinds; every file re-hashed when `verify`
     (sizes only otherwise, for a caller that has just verified them)."""
-    from callcue.models.registry import ModelError, check_kind, resolve
+    from callcue.models.installed import ModelError, check_kind, resolve
 
     try:
         model = resolve(cfg.model, models_dir=models_dir, verify=verify)

@@ -101,7 +101,7 @@ class Embedder:
              threads: int = 1, models_dir: str | Path | None = None) -> "Embedder":
         """Find the installed model (every file re-hashed against installed.json), compile
         the IR of ``precision`` for ``device``. EmbedError says what is wrong and the fix."""
-        from callcue.models.registry import ModelError, check_kind, resolve
+        from callcue.models.installed import ModelError, check_kind, resolve
 
         if precision not in IR_ROLES:
             raise EmbedError(f"embedding precision {precision!r}: use one of {', '.join(PRECISIONS)}")

@@ -38,7 +38,7 @@ def load_encoder(cfg: SiteConfig) -> CachedEncoder | None:
     a = cfg.assist
     if not a.embeddings:
         return None
-    from callcue.models.registry import installed_names
+    from callcue.models.installed import installed_names
     models_dir = cfg.asr.models_dir if cfg.asr else None
     if a.embedding_model not in installed_names(models_dir):
         log.warning("assist: sentence embeddings off: model %s is not installed "
@@ -69,7 +69,7 @@ def build_assist(cfg: SiteConfig, words=None, encoder: CachedEncoder | None = No
         content = build()
     except OSError as exc:
         raise ConfigError(f"{root}: content pack unreadable: {exc}") from None
-    from callcue.models.registry import load_manifest
+    from callcue.models.manifest import load_manifest
     entry = load_manifest().get(cfg.asr.model)
     engine = AssistEngine(content, a, encoder, cfg.asr.model, tuple(entry.languages) if entry else ())
     log.info("assist: pack %s from %s: %d flows, %d offers, %d articles, embeddings %s", content.name, root,
