@@ -54,9 +54,10 @@ from typing import Literal, Protocol, Sequence
 import numpy as np
 from pydantic import Field
 
+from ..schema import Strict
 from ..yamlfile import ConfigError, parse_yaml, validate_doc
 from .bm25 import BM25, analyze
-from .pack import Id, Phrases, Strict
+from .pack import Id, Phrases
 
 LANGS = ("en", "zh")
 # (lexical, semantic) weight per language when an embedder is loaded; see the module doc

@@ -20,15 +20,12 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..config import DetectorConfig
+from ..schema import Strict
 from ..yamlfile import ConfigError, load_model, load_yaml
 
 Severity = Literal["info", "warning", "critical"]
 Who = Literal["agent", "customer", "any"]
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _phrases(v: list[str]) -> list[str]:
@@ -194,6 +191,8 @@ class Offer(Strict):
 class ContentPack(BaseModel):
     """A loaded, validated content pack (knowledge base attached by the engine)."""
 
+    # Not a Strict file schema: load_pack() builds it in code from the validated files
+    # (each of those is Strict), and it holds a Path; frozen all the same.
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
     root: Path
     rules: RulePack

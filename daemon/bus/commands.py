@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
+
+from ..schema import Strict
 
 MAX_PAYLOAD = 64 * 1024  # a command is a few hundred bytes; anything bigger is a mistake or abuse
 
@@ -19,8 +21,8 @@ class CommandError(ValueError):
     """A command payload was rejected; the message says why."""
 
 
-class _Cmd(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Cmd(Strict):  # unknown fields are errors and values frozen, as in every validated file
+    pass
 
 
 class CallStart(_Cmd):

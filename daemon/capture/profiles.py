@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..config import ID_RE, SUPPORTED_RATES, SiteConfig
+from ..schema import Strict
 from ..yamlfile import ConfigError, load_model
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "hardware" / "profiles"
 
 
-class HardwareProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class HardwareProfile(Strict):
     name: str = Field(description="profile name that lines use in source.device")
     description: str = Field(description="what the interface is, one line")
     match: str = Field(min_length=1, description="case-insensitive substring of the PyAudio device name that selects this interface")
