@@ -12,13 +12,12 @@ import pytest
 from callcue.daemon import cli
 from callcue.daemon.asr.engine import AsrError, build_engine
 from callcue.daemon.asr.gate import SpeechGate, Timeline
-from callcue.daemon.asr.transcripts import syllables
-from callcue.daemon.asr.words import WordSpotter, load_words, normalise
+from callcue.daemon.asr.words import WordSpotter, load_words
 from callcue.daemon.config import AsrConfig
+from callcue.daemon.text import normalise, syllables
 from callcue.models.install import install_built
 from callcue.models.transducer_build import make_test_transducer
-
-DEMO = Path(__file__).resolve().parent.parent / "flows" / "demo" / "calls"
+from helpers import call, speech, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +30,6 @@ def models_dir(tmp_path_factory) -> Path:
 
 
 def stereo_call(tmp_path) -> Path:
-    from test_daemon import write_wav
-    from test_prosody import call, speech
     audio = call([("agent", 0.5, speech(3.0)), ("customer", 2.5, speech(3.0, f0=210)),
                   ("agent", 11.0, speech(2.0))], 14.0)
     return write_wav(tmp_path / "call.wav", audio)
@@ -103,7 +100,6 @@ def test_streaming_replay_publishes_partials_and_finals_decoded_in_batches(tmp_p
 
 
 def test_engine_decodes_channels_together_and_skips_silence(models_dir):
-    from test_prosody import call, speech
     from callcue.daemon.audio import Block
     from callcue.daemon.config import CallsConfig, DetectorConfig, LineConfig, SourceConfig
     from callcue.daemon.line import LineAnalyzer

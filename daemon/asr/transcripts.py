@@ -6,30 +6,11 @@ exists). Pure logic, no I/O.
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 
 from .. import contract
 from ..config import DetectorConfig
-from .words import normalise
-
-_VOWEL_GROUPS = re.compile(r"[aeiouy]+")
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-
-
-def syllables(text: str) -> int:
-    """Syllables in a transcript: CJK characters, English vowel groups (silent final e
-    aside), one per digit."""
-    n = len(_CJK.findall(text))
-    for word in normalise(_CJK.sub(" ", text)).split():
-        if word.isdigit():
-            n += len(word)
-            continue
-        groups = len(_VOWEL_GROUPS.findall(word))
-        if word.endswith("e") and not word.endswith(("le", "ee")) and groups > 1:
-            groups -= 1
-        n += max(1, groups)
-    return n
+from ..text import syllables
 
 
 def speech_span(res) -> float:

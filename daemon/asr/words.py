@@ -11,22 +11,11 @@ one utterance count as one). No I/O besides reading the list.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..text import normalise
 from ..yamlfile import ConfigError
-
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_NON_WORD = re.compile(r"[^\w\u3400-\u9fff\uf900-\ufaff]+")
-
-
-def normalise(text: str) -> str:
-    """Lower case, NFKC, punctuation to spaces, CJK characters spaced apart."""
-    t = unicodedata.normalize("NFKC", text).lower().replace("'", "")
-    t = _NON_WORD.sub(" ", t)
-    t = _CJK.sub(lambda m: f" {m.group(0)} ", t)
-    return " ".join(t.split())
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,10 @@ from typing import Iterable, Sequence
 import numpy as np
 from pypinyin import lazy_pinyin
 
+from ..text import CJK_RUN
 from .match import EN_STOP, ZH_STOP, _fuzzy, stem
 
-_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _LATIN = re.compile(r"[a-z0-9]+")
-_HAS_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 # Words that carry no topic in a caller's question (on top of match.EN_STOP).
 EN_FILLER = frozenset("""anyone anybody someone somebody everyone everybody um uhm uh er erm hmm mm yeah yep yup hey hi hello okay ok alright sure thanks thank
@@ -87,7 +86,7 @@ def zh_terms(text: str) -> list[str]:
     ('~li|pei'), and English terms of any Latin words mixed in (APP, MRI, CT)."""
     text = _clean(text)
     out: list[str] = []
-    for run in _CJK_RUN.findall(text):
+    for run in CJK_RUN.findall(text):
         for w in jieba_tokenizer().lcut_for_search(run):
             if w in ZH_STOP_WORDS or (len(w) == 1 and w in ZH_STOP):
                 continue
@@ -98,7 +97,7 @@ def zh_terms(text: str) -> list[str]:
             if run[i] in ZH_STOP or run[i + 1] in ZH_STOP:
                 continue
             out.append(f"~{sounds[i]}|{sounds[i + 1]}")
-    out += en_terms(_CJK_RUN.sub(" ", text))
+    out += en_terms(CJK_RUN.sub(" ", text))
     return out
 
 

@@ -9,7 +9,6 @@ with: a pack reloaded mid-call applies from the next call.
 """
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 from .. import contract
 from ..config import AssistConfig, DetectorConfig
+from ..text import dominant_lang
 from .content import CachedEncoder, Content
 from .flowtrack import FlowCall
 from .match import Heard as Text, content_units
@@ -24,18 +24,6 @@ from .offers import OfferCall
 from .rules import Finding, Heard, RuleCall
 
 DEFAULT_KNOWLEDGE_MIN = 0.5   # used only when the knowledge module offers no calibrated value
-
-
-_CJK_CHARS = re.compile(r"[\u3400-\u9fff]")
-_LATIN_CHARS = re.compile(r"[A-Za-z]")
-
-
-def detect_lang(text: str) -> str | None:
-    cjk = len(_CJK_CHARS.findall(text))
-    latin = len(_LATIN_CHARS.findall(text))
-    if cjk == 0 and latin < 3:
-        return None
-    return "zh" if cjk * 3 >= latin else "en"
 
 
 @dataclass
@@ -150,7 +138,7 @@ class AssistSession:
         h = Heard(speaker, text, final, t_start, t_end, utterance, Text.of(text))
         out: list[contract.Message] = []
         hits = self.content.index.find(h.units) if final else None
-        lang = detect_lang(text) if final else None
+        lang = dominant_lang(text) if final else None
         vec = self._vector(text, lang) if final else None
         hunits = content_units(text) if final else None
         for f in self.rules.heard(h, hits, hunits, vec):

@@ -55,6 +55,7 @@ import numpy as np
 from pydantic import Field
 
 from ..schema import Strict
+from ..text import dominant_lang
 from ..yamlfile import ConfigError, parse_yaml, validate_doc
 from .bm25 import BM25, analyze
 from .pack import Id, Phrases
@@ -322,16 +323,10 @@ class KnowledgeBase:
 
 # ---------------------------------------------------------------- utterances
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN_LETTER = re.compile(r"[A-Za-z]")
-
-
 def detect_lang(text: str) -> str:
-    """'zh' when CJK characters dominate (one character weighs like three Latin letters,
-    about a short English word), else 'en'."""
-    cjk = len(_CJK.findall(text))
-    latin = len(_LATIN_LETTER.findall(text))
-    return "zh" if cjk and cjk * 3 >= latin else "en"
+    """'zh' when CJK characters dominate (text.dominant_lang), else 'en' (also when there
+    is too little text to tell)."""
+    return dominant_lang(text) or "en"
 
 
 _EN_WH = re.compile(r"\b(what|whats|what's|how|hows|how's|why|when|where|wheres|where's|which|who|whom|whose)\b")

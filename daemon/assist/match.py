@@ -24,13 +24,13 @@ from typing import Generic, Hashable, Iterable, TypeVar
 
 from pypinyin import Style, pinyin
 
+from ..text import CJK_CHAR, CJK_RANGES
 from .numbers import spoken, words_for_symbols
 
 T = TypeVar("T")
 Unit = frozenset[str]
 
-_TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[a-z0-9]+")
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_TOKEN = re.compile(f"[{CJK_RANGES}]|[a-z0-9]+")
 SHORT_CJK = 2     # Chinese phrases this short match a homophone only on word edges
 
 # Retroflex/flat and front/back nasal confusions are the usual Mandarin ASR (and accent) slips.
@@ -100,7 +100,7 @@ _FUNCTION_CLASS = {**{w: "<prep>" for w in "of on in at to for from by with into
 
 @lru_cache(maxsize=131072)
 def _token_unit(tok: str) -> Unit:
-    if _CJK.match(tok):
+    if CJK_CHAR.match(tok):
         return char_unit(tok)
     return frozenset((_FUNCTION_CLASS.get(tok) or stem(tok),))
 
@@ -163,7 +163,7 @@ def content_units(text: str) -> list[str]:
     out = []
     prev, prev_end = "", -1          # previous CJK character and where it ended ("" after a word)
     for tok, (start, end) in _spans(_clean(text)):
-        if _CJK.match(tok):
+        if CJK_CHAR.match(tok):
             if prev and start == prev_end and not (prev in ZH_STOP and tok in ZH_STOP):
                 out.append(min(char_unit(prev)) + "_" + min(char_unit(tok)))
             prev, prev_end = tok, end
@@ -197,7 +197,7 @@ class PhraseSet(Generic[T]):
             if not us:
                 continue
             self.size += 1
-            chars = "".join(_CJK.findall(_clean(phrase)))
+            chars = "".join(CJK_CHAR.findall(_clean(phrase)))
             entry = (us, item, chars if chars and len(us) <= SHORT_CJK else None)
             if len(us) == 1:
                 for r in us[0]:

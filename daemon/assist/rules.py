@@ -5,15 +5,13 @@ state. Both are pure: heard utterances and clock ticks in, `Finding`s out.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..text import has_cjk
 from .match import Heard as Text, PhraseSet
-from .similar import Examples
-
-_CJK = re.compile(r"[\u3400-\u9fff]")
 from .pack import RequiredPhrase, RulePack, SensitiveWord
+from .similar import Examples
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +50,8 @@ class CompiledRules:
         self.grace_s = grace_s    # recognition delay allowed before a within_s deadline is judged
         pairs = [(r.id, e) for r in pack.required_phrases for e in r.examples]
         # the embedder is English-only: Chinese examples are compared by words alone
-        self.examples_en = Examples.build([p for p in pairs if not _CJK.search(p[1])], embed)
-        self.examples_zh = Examples.build([p for p in pairs if _CJK.search(p[1])], None)
+        self.examples_en = Examples.build([p for p in pairs if not has_cjk(p[1])], embed)
+        self.examples_zh = Examples.build([p for p in pairs if has_cjk(p[1])], None)
         self.sensitive = {side: PhraseSet((w.phrase, w) for w in pack.sensitive_words if side in _sides(w.speaker))
                           for side in ("agent", "customer")}
         self.required = pack.required_phrases
