@@ -4,19 +4,27 @@
 starts an embedded one on a free port, so CI without a system broker still runs.
 Other test files: use the `mqtt_broker`, `private_broker` and `collector` fixtures,
 or `from conftest import collect` for a Collector of your own.
+
+Also here: `wait_until` (wait for a condition instead of sleeping and hoping), and what
+the tests need that hardware/provision.sh installs: `@pytest.mark.needs_models(...)` and
+`missing(...)` skip a test on a machine without the speech or embedding models, and fail
+it when CALLCUE_REQUIRE_MODELS=1 (`hardware/provision.sh test`, so CI, sets it).
+Plain helpers (synthetic calls, WAV files, a content pack) are in helpers.py.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, NoReturn
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from callcue.daemon.bus.broker import EmbeddedBroker, free_port, port_is_open
+from helpers import DEMO_CALLS
 
 
 @pytest.fixture(scope="session")
@@ -144,13 +152,60 @@ def mqtt_root(mqtt_broker) -> str:
     clear_retained(*mqtt_broker, f"{root}/#")
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll predicate() until true, or fail naming what was awaited."""
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition",
+               detail: Callable[[], Any] | None = None) -> Any:
+    """Poll predicate() until it is true and return its value, or fail naming what was
+    awaited (and detail(), when given: the state that was seen instead).
+
+    The one way tests wait for something another thread or process does: never a
+    fixed sleep followed by an exact assertion."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (got := predicate()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
+            seen = f"; seen: {detail()}" if detail is not None else ""
+            raise AssertionError(f"{what}: not reached within {timeout} s{seen}")
         time.sleep(0.02)
+    return got
 
 
-__all__ = ["collect", "Collector", "Received", "free_port", "wait_until", "clear_retained"]
+# ---------------------------------------------------------------- what provision.sh installs
+
+REQUIRE_MODELS = os.environ.get("CALLCUE_REQUIRE_MODELS", "").strip() not in ("", "0")
+
+
+def missing(what: str) -> NoReturn:
+    """This test cannot run here because `what` is not installed: skip it on a developer's
+    machine; fail it when CALLCUE_REQUIRE_MODELS=1 (CI), where provision.sh has built
+    everything and a missing model means the build broke, not that tests may pass."""
+    if REQUIRE_MODELS:
+        pytest.fail(f"{what}; CALLCUE_REQUIRE_MODELS=1 makes this a failure, not a skip", pytrace=False)
+    pytest.skip(what)
+
+
+def needs_demo_calls() -> None:
+    """The demo calls are rendered by provision.sh (flows/demo/calls/*.wav)."""
+    if not list(DEMO_CALLS.glob("*.wav")):
+        missing("demo calls not rendered (hardware/provision.sh renders them)")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "needs_models(*names): installed models the test needs; a missing one "
+                                       "skips it, or fails it when CALLCUE_REQUIRE_MODELS=1")
+
+
+def pytest_report_header(config) -> str:
+    return ("callcue: CALLCUE_REQUIRE_MODELS=1, a missing model fails its tests" if REQUIRE_MODELS
+            else "callcue: a missing model skips its tests (CALLCUE_REQUIRE_MODELS=1 fails them)")
+
+
+def pytest_runtest_setup(item) -> None:
+    names = [n for mark in item.iter_markers("needs_models") for n in mark.args]
+    if names:
+        from callcue.models.installed import installed_names
+        lacking = sorted(set(names) - set(installed_names()))
+        if lacking:
+            missing(f"model(s) not installed: {', '.join(lacking)} (hardware/provision.sh builds them)")
+
+
+__all__ = ["collect", "Collector", "Received", "free_port", "wait_until", "clear_retained", "missing",
+           "needs_demo_calls", "REQUIRE_MODELS"]

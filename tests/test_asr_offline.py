@@ -3,7 +3,6 @@ orders and overlaps decodes. Needs the demo model (hardware/provision.sh builds 
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -11,20 +10,19 @@ from callcue.daemon.asr.engine import OfflineEngine, build_engine
 from callcue.daemon.asr.gate import Chunk
 from callcue.daemon.config import AsrConfig
 from callcue.daemon.replay import load_call
-from callcue.models.installed import installed_names
+from conftest import needs_demo_calls, wait_until
+from helpers import DEMO_CALLS
 
-from test_asr import DEMO
-
-pytestmark = pytest.mark.skipif(not {"whisper-tiny.en", "silero-vad"} <= set(installed_names()),
-                                reason="the demo speech model is not built (hardware/provision.sh builds it)")
+pytestmark = pytest.mark.needs_models("whisper-tiny.en", "silero-vad")
 SECONDS = 14      # of each demo call: a few utterances per channel
 
 
 @pytest.fixture(scope="module")
 def calls():
+    needs_demo_calls()
     out = []
     for name in ("en_claim_status.wav", "en_billing_angry.wav"):
-        sr, audio = load_call(DEMO / name)
+        sr, audio = load_call(DEMO_CALLS / name)
         out.append((sr, audio[:SECONDS * sr]))
     return out
 
@@ -105,16 +103,12 @@ def test_engine_thread_decodes_while_it_feeds_and_keeps_channel_order(calls):
     eng._decode_one = decode_one
     eng.start()
     assert eng.rec_busy is None               # one padding: no second copy, even live
-    done = threading.Event()
     try:
         _feed(eng, calls, step=False)
-        deadline = time.monotonic() + 120
-        while (eng.channels or eng._ops) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        done.set()
+        wait_until(lambda: not eng.channels and not eng._ops, 120, "every channel decoded and closed",
+                   detail=eng.stats)
     finally:
         eng.stop()
-    assert done.is_set() and not eng.channels
     assert eng.stats()["errors"] == 0
     # the same utterances and texts as the step-driven run (each decode is the same input)
     assert _by_channel(results) == _by_channel(ref)
@@ -130,13 +124,12 @@ def test_a_backlog_is_decoded_with_the_short_padding_and_stays_in_order(calls):
     assert eng.rec_busy is not None           # loaded by start(): only the live engine needs it
     try:
         _feed(eng, calls, step=False)
-        deadline = time.monotonic() + 120
-        while (eng.channels or eng._ops) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not eng.channels and not eng._ops, 120, "every channel decoded and closed",
+                   detail=eng.stats)
     finally:
         eng.stop()
     st = eng.stats()
-    assert not eng.channels and st["errors"] == 0
+    assert st["errors"] == 0
     assert st["busy_decodes"] > 0
     seq = _by_channel(results)
     assert len(seq) == 4

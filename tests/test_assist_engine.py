@@ -1,11 +1,11 @@
 """The assist engine as pure logic: plain transcript events in, contract messages out.
 
-A small pack is written per test, so each rule's behaviour is visible here."""
+A small pack (helpers.py: RULES, FLOW, OFFER) is written per test, and each test shows
+the rule behaviour it relies on."""
 from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -13,66 +13,7 @@ from callcue.daemon.assist.content import PackWatcher, load_content
 from callcue.daemon.assist.engine import AssistEngine
 from callcue.daemon.config import AssistConfig, DetectorConfig
 from callcue.daemon.yamlfile import ConfigError
-
-RULES = """\
-name: test-pack
-sensitive_words:
-  - {phrase: guaranteed returns, speaker: agent, severity: critical, reason: mis-selling}
-  - {phrase: 投诉, speaker: customer}
-required_phrases:
-  - {id: greeting, title: Greeting, say_any: [thank you for calling, 感谢您的来电], within_s: 15}
-  - id: identity
-    title: Identity check
-    say_any: [date of birth, 身份证后四位]
-    before_any: [your balance is, account details]
-  - {id: closing, title: Closing line, say_any: [anything else I can help, 还有其他], at_end: true}
-teams:
-  sales: {fast_speech_syl_s: 5.5}
-"""
-
-FLOW = """\
-id: service-en
-title: Service call
-lang: en
-default: true
-steps:
-  - {id: greet, title: Greet, script: "Thank you for calling.", keywords: [thank you for calling]}
-  - {id: verify, title: Verify, script: "Can I have your date of birth?", keywords: [date of birth, verify your identity]}
-branches:
-  - id: claim
-    title: Claim report
-    intent: [car accident, file a claim]
-    ivr: [claim]
-    steps:
-      - {id: claim_details, title: Details, script: "When did it happen?", keywords: [when did it happen],
-         examples: ["tell me what happened and where the accident was"]}
-  - id: billing
-    title: Billing
-    intent: [charged twice, my bill]
-    ivr: [billing]
-    steps:
-      - {id: billing_check, title: Check payments, script: "Let me check the payments.", keywords: [check the payments]}
-closing:
-  - {id: close, title: Close, script: "Anything else I can help with?", keywords: [anything else I can help]}
-"""
-
-OFFER = """\
-id: roadside
-title: Roadside assistance
-lang: en
-when_any: [broke down, long drive]
-script: "Roadside assistance covers towing for five dollars a month."
-made_when_any: [roadside assistance]
-"""
-
-
-def write_pack(root: Path, rules: str = RULES, flow: str = FLOW, offer: str = OFFER) -> Path:
-    (root / "flows").mkdir(parents=True, exist_ok=True)
-    (root / "offers").mkdir(exist_ok=True)
-    (root / "rules.yaml").write_text(rules, encoding="utf-8")
-    (root / "flows" / "service.en.yaml").write_text(flow, encoding="utf-8")
-    (root / "offers" / "roadside.yaml").write_text(offer, encoding="utf-8")
-    return root
+from helpers import FLOW, RULES, write_pack
 
 
 def engine(tmp_path, grace_s: float = 2.0, **cfg) -> AssistEngine:

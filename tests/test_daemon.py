@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +12,9 @@ from callcue.daemon.app import Daemon
 from callcue.daemon.config import BrokerConfig, LineConfig, SourceConfig, default_config
 from callcue.daemon.store.calls import CallStore
 from conftest import wait_until
-from test_prosody import call, speech
+from helpers import call, speech, write_wav
 
 SR = 8000
-
-
-def write_wav(path: Path, audio: np.ndarray, sr: int = SR) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(audio.shape[1] if audio.ndim == 2 else 1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes(audio.astype("<i2").tobytes())
-    return path
 
 
 @pytest.fixture
@@ -110,9 +99,10 @@ def test_commands_drive_calls_and_bad_commands_are_rejected(tmp_path, mqtt_broke
         col.client.publish(cmd, json.dumps({"op": "call_start", "call_id": "c-42", "agent": "Alice W"}),
                            qos=1).wait_for_publish(5)
         col.wait_for(lambda ms: any(b'"c-42"' in m.payload and b"in_call" in m.payload for m in ms), 10)
+        # the daemon takes one line's commands in the order they were published: the flag
+        # lands on the call in progress, before call_end closes it
         col.client.publish(cmd, json.dumps({"op": "flag", "reason": "coaching", "by": "sup1"}),
                            qos=1).wait_for_publish(5)
-        time.sleep(0.5)
         col.client.publish(cmd, json.dumps({"op": "call_end", "call_id": "c-42"}), qos=1).wait_for_publish(5)
         col.wait_for(lambda ms: payloads(col, "line/101/state")[-1]["status"] == "idle", 10)
         assert daemon.errors == 0
@@ -122,6 +112,9 @@ def test_commands_drive_calls_and_bad_commands_are_rejected(tmp_path, mqtt_broke
     try:
         rec = store.get_call("c-42")
         assert rec["agent"] == "Alice W" and rec["ended"]
-        assert any(e["kind"] == "flag" for e in rec["events"]) or rec.get("flags")
+        # kept both on the call record and as an event of the call
+        assert [(f["reason"], f["by"]) for f in rec["flags"]] == [("coaching", "sup1")], rec["flags"]
+        flags = [e["payload"] for e in rec["events"] if e["kind"] == "flag"]
+        assert [(f["reason"], f["by"]) for f in flags] == [("coaching", "sup1")], rec["events"]
     finally:
         store.close()

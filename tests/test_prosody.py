@@ -8,32 +8,9 @@ import pytest
 from callcue.daemon.config import DetectorConfig
 from callcue.daemon.prosody import reference
 from callcue.daemon.prosody.session import Detectors
+from helpers import call, speech
 
 SR = 8000
-
-
-def speech(dur: float, f0: float = 120.0, syl_rate: float = 4.0, level_db: float = -22.0,
-           sr: int = SR, seed: int = 0) -> np.ndarray:
-    """Voiced speech stand-in: harmonics of f0 under a syllable-rate envelope."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(dur * sr)) / sr
-    f = f0 * (1 + 0.03 * np.sin(2 * np.pi * 1.3 * t))           # a little intonation
-    phase = 2 * np.pi * np.cumsum(f) / sr
-    x = sum(np.sin(k * phase) / k for k in range(1, 8))
-    env = np.clip(np.sin(np.pi * syl_rate * t + rng.uniform(0, 1)) ** 2, 0, 1) ** 1.5
-    x = x * env
-    x *= 10 ** (level_db / 20) * 32768 / (np.sqrt(np.mean(x ** 2)) + 1e-9)
-    return x
-
-
-def call(parts: list[tuple[str, float, np.ndarray]], dur: float, sr: int = SR) -> np.ndarray:
-    """Stereo int16 call: parts are (speaker, start s, samples)."""
-    out = np.random.default_rng(1).normal(0, 8, (int(dur * sr), 2))   # faint line noise
-    for who, start, x in parts:
-        ch = 0 if who == "agent" else 1
-        i = int(start * sr)
-        out[i:i + len(x), ch] += x[: len(out) - i]
-    return np.clip(out, -32768, 32767).astype(np.int16)
 
 
 def run(audio: np.ndarray, block: int | None = None, cfg: DetectorConfig | None = None,
