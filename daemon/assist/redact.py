@@ -68,6 +68,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ..schema import Strict
+from .numbers import EN_DIGIT, EN_DIGIT_WORDS, GAP_SRC, ZH_DIGIT, ZH_DIGIT_CLASS
 
 Kind = Literal["phone", "id_number", "bank_card", "policy", "digits"]
 ALL_KINDS: tuple[str, ...] = ("phone", "id_number", "bank_card", "policy", "digits")
@@ -121,12 +122,8 @@ class Redacted:
     spans: list[Span]
 
 
-_EN_VALUE = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-             "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
-_ZH_VALUE = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3",
-             "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
-_EN_WORD = "zero|oh|one|two|three|four|five|six|seven|eight|nine"
-_ZH_CLASS = "零〇一幺二两三四五六七八九"
+# the digit tables are shared with after-call extraction (numbers.py reads numbers back)
+_EN_VALUE, _ZH_VALUE, _EN_WORD, _ZH_CLASS = EN_DIGIT, ZH_DIGIT, EN_DIGIT_WORDS, ZH_DIGIT_CLASS
 
 
 
@@ -140,7 +137,7 @@ def _unit_src(named: bool) -> str:
             rf"|(?<![A-Za-z])({g('x')}[Xx叉])(?![A-Za-z])")
 
 
-_GAP_SRC = r"[\s,，、.．\-–—/()（）]{0,3}"
+_GAP_SRC = GAP_SRC
 _UNIT = re.compile(_unit_src(True), re.I)
 # a whole run in one C-level match, so text with only stray 一/两/one costs no Python loop
 _RUN = re.compile(rf"(?:{_unit_src(False)})(?:{_GAP_SRC}(?:{_unit_src(False)}))*", re.I)
