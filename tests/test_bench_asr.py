@@ -5,8 +5,7 @@ import numpy as np
 
 from callcue.daemon.bench import STAGGER_S, _staggered
 from callcue.daemon.replay import load_call
-
-from test_daemon import write_wav
+from helpers import write_wav
 
 
 def test_lines_sharing_a_recording_start_at_staggered_points(tmp_path):

@@ -200,8 +200,9 @@ def test_unacked_messages_stay_in_outbox_and_are_resent_after_broker_crash(priva
         try:
             for i in range(30):
                 bus.publish(contract.line_state(f"L{i}", "a", None, "idle", "2024-01-01T00:00:00Z"))
-            time.sleep(0.5)
-            s = bus.stats()
+            # all 30 go out on the wire; none is acknowledged, so all stay in the outbox
+            s = wait_until(lambda: (st := bus.stats())["inflight"] == 30 and st, 5, "30 messages in flight",
+                           detail=bus.stats)
             assert (s["outbox_depth"], s["inflight"], s["published"]) == (30, 30, 0), s
         finally:
             os.kill(private_broker.pid, signal.SIGKILL)
@@ -247,8 +248,9 @@ def test_resubscribes_after_broker_restart_and_survives_handler_errors(private_b
     bus.start()
     try:
         wait_until(lambda: bus.connected, 5, "bus connected")
+        send_until_heard(b'{"op":"ivr_context"}')             # the subscription is in place
         publish_raw(host, port, f"{root}/line/L1/cmd", b"boom")  # raises inside the handler
-        send_until_heard(b'{"op":"call_end"}')
+        send_until_heard(b'{"op":"call_end"}')                  # delivered after the boom, so handled after it
         assert bus.stats()["handler_errors"] == 1
         assert any(r.exc_info and "handler bug" in str(r.exc_info[1]) for r in caplog.records)  # with traceback
         private_broker.stop()

@@ -9,7 +9,6 @@ import os
 import select
 import threading
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +17,14 @@ import pytest
 from callcue.daemon.audio import Block, frame_len
 from callcue.daemon.capture import BlockQueue, CaptureManager, load_profiles, resolve_device
 from callcue.daemon.capture.capture import plan_capture
+from callcue.daemon.capture import device_source, wav_source
 from callcue.daemon.capture.device_source import STALL_S
 from callcue.daemon.capture.device_worker import pick_device
 from callcue.daemon.capture.wav_source import WavReplay
 from callcue.daemon.config import LineConfig, SiteConfig
 from callcue.daemon.yamlfile import ConfigError
+from conftest import wait_until
+from helpers import write_wav
 
 
 # ---------------------------------------------------------------- helpers
@@ -59,6 +61,43 @@ def alsa(tmp_path, monkeypatch) -> Alsa:
     a = Alsa(tmp_path)
     monkeypatch.setenv("HOME", str(a.home))
     return a
+
+
+class Attempts:
+    """How many times each device (by label) or WAV line (by id) was tried: tests wait for
+    retries to have happened instead of sleeping for as long as retries might take."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def of(self, key: str) -> int:
+        with self._lock:
+            return self.counts.get(key, 0)
+
+
+@pytest.fixture
+def attempts(monkeypatch) -> Attempts:
+    """Counts device worker starts (each open attempt runs one) and WAV file opens."""
+    seen = Attempts()
+    spawn = device_source.DeviceReader._spawn
+
+    def counted_spawn(self):
+        seen.add(self.spec.label)
+        return spawn(self)
+
+    class CountedWavReplay(wav_source.WavReplay):
+        def __init__(self, line, *a, **kw):
+            seen.add(line.id)
+            super().__init__(line, *a, **kw)
+
+    monkeypatch.setattr(device_source.DeviceReader, "_spawn", counted_spawn)
+    monkeypatch.setattr(wav_source, "WavReplay", CountedWavReplay)
+    return seen
 
 
 class Events:
@@ -118,21 +157,6 @@ def check_block_shape(blocks: list[Block], line: str, rate: int) -> None:
         assert len(b.agent) == len(b.customer) and len(b.agent) % fl == 0 and len(b.agent) > 0
         assert b.t == pytest.approx(at / rate, abs=1e-9)
         at += len(b.agent)
-
-
-def write_wav(path: Path, frames: np.ndarray, rate: int, width: int = 2) -> Path:
-    frames = np.asarray(frames)
-    if frames.ndim == 1:
-        frames = frames[:, None]
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(frames.shape[1])
-        w.setsampwidth(width)
-        w.setframerate(rate)
-        if width == 2:
-            w.writeframes(np.ascontiguousarray(frames, dtype="<i2").tobytes())
-        else:
-            w.writeframes((np.ascontiguousarray(frames) // 256 + 128).astype(np.uint8).tobytes())
-    return path
 
 
 def noise(n: int, ch: int, seed: int) -> np.ndarray:
@@ -331,7 +355,7 @@ def test_mono_speaker_taps_on_two_devices_are_locked_frame_by_frame(alsa):
     assert ev.of("M")[-1][0] is True and "agentdev" in ev.of("M")[-1][1] and "custdev" in ev.of("M")[-1][1]
 
 
-def test_unknown_device_is_reported_and_retried_while_other_lines_run(alsa):
+def test_unknown_device_is_reported_and_retried_while_other_lines_run(alsa, attempts):
     n = 8000              # one second at the default line rate
     data = noise(n, 2, seed=7)
     alsa.tap("goodtap", alsa.raw("good", data))
@@ -344,7 +368,8 @@ def test_unknown_device_is_reported_and_retried_while_other_lines_run(alsa):
     try:
         ev.wait(lambda e: e.of("bad"))
         blocks = collect(qok, n)
-        time.sleep(0.5)        # several retries of the bad line
+        wait_until(lambda: attempts.of("no-such-tap") >= 3, 10, "two retries of the bad line",
+                   detail=lambda: attempts.counts)
         bad_events = ev.of("bad")
         health = mgr.health()
     finally:
@@ -372,7 +397,7 @@ def test_device_whose_infile_is_missing_reports_the_alsa_error(alsa):
                       f"open {alsa.root / 'missing.raw'} for reading failed: No such file or directory")
 
 
-def test_device_that_appears_after_start_comes_up(alsa):
+def test_device_that_appears_after_start_comes_up(alsa, attempts):
     """PortAudio lists devices once per init; each retry runs a fresh worker, so a
     device added to the ALSA config (a tap plugged in) is found without a restart."""
     n = 8000              # one second at the default line rate
@@ -386,7 +411,8 @@ def test_device_that_appears_after_start_comes_up(alsa):
     try:
         ev.wait(lambda e: e.of("late"))
         assert ev.of("late")[0][0] is False and "'latetap'" in ev.of("late")[0][1]
-        time.sleep(0.3)
+        wait_until(lambda: attempts.of("late") >= 2, 10, "a retry while the tap is missing",
+                   detail=lambda: attempts.counts)
         assert q.depth_frames == 0
         alsa.tap("latetap", alsa.raw("late", data))
         ev.wait(lambda e: e.of("late")[-1][0] is True, timeout=10)
@@ -432,8 +458,9 @@ def test_line_with_one_device_missing_stays_down_and_buffers_only_half_a_second(
     mgr.start()
     try:
         ev.wait(lambda e: e.of("H"))
-        time.sleep(1.5)          # the agent's device delivers 1.5 s that cannot be paired
-        health = mgr.health()["H"]
+        # the agent's device delivers audio that cannot be paired: beyond 0.5 s it is dropped
+        health = wait_until(lambda: (h := mgr.health()["H"])["skew_dropped_frames"] >= 40 and h, 15,
+                            "40 unpaired frames dropped", detail=lambda: mgr.health()["H"])
         devices = mgr.devices()
     finally:
         mgr.stop()
@@ -441,7 +468,6 @@ def test_line_with_one_device_missing_stays_down_and_buffers_only_half_a_second(
                                   "(input devices: 'halftap')")]
     assert devices["half"]["up"] is True and devices["gone-tap"]["up"] is False
     assert q.depth_frames == 0 and health["up"] is False
-    assert health["skew_dropped_frames"] >= 40, "unpaired audio beyond 0.5 s is dropped and counted"
 
 
 def _children(pid: int) -> list[int]:
@@ -453,6 +479,17 @@ def _children(pid: int) -> list[int]:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return out
+
+
+def _blocked_opening_a_fifo(pid: int) -> bool:
+    """Some thread of pid sleeps in the kernel's FIFO open (waiting for a writer)."""
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            if (task / "wchan").read_text().strip() in ("wait_for_partner", "fifo_open"):
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return False
 
 
 def _alive(pid: int) -> bool:
@@ -488,8 +525,7 @@ def test_device_worker_stuck_in_the_driver_dies_with_the_daemon(alsa):
         assert kids, "no device worker started"
         worker = kids[0]
         assert "device_worker.py" in Path(f"/proc/{worker}/cmdline").read_text()
-        time.sleep(1.0)                    # well inside PortAudio's init by now
-        assert _alive(worker)
+        wait_until(lambda: _blocked_opening_a_fifo(worker), 20, "the device worker stuck opening the FIFO")
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(5)
         deadline = time.monotonic() + 5
@@ -691,7 +727,7 @@ def test_looping_wav_keeps_counting_audio_time(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["not_audio", "mono_for_stereo", "wrong_rate", "eight_bit", "missing"])
-def test_bad_wav_is_reported_once_clearly_and_other_lines_run(tmp_path, case):
+def test_bad_wav_is_reported_once_clearly_and_other_lines_run(tmp_path, case, attempts):
     rate = 8000
     bad = tmp_path / "bad.wav"
     if case == "not_audio":
@@ -718,7 +754,9 @@ def test_bad_wav_is_reported_once_clearly_and_other_lines_run(tmp_path, case):
     mgr.start()
     try:
         ev.wait(lambda e: e.of("bad") and e.of("good") and e.of("good")[-1][0] == "eof")
-        time.sleep(0.4)             # retries happen (0.05, 0.1, 0.2 s) without repeating the report
+        # retries happen (after 0.05, 0.1, 0.2 s ...) without repeating the report
+        wait_until(lambda: attempts.of("bad") >= 3, 10, "two retries of the bad file",
+                   detail=lambda: attempts.counts)
         bad_events = ev.of("bad")
     finally:
         mgr.stop()

@@ -5,7 +5,7 @@ from callcue.daemon.audio import Block
 from callcue.daemon.config import CallsConfig, DetectorConfig, LineConfig, SourceConfig
 from callcue.daemon.line import LineAnalyzer
 from callcue.daemon.prosody.session import Detectors
-from test_prosody import call, speech
+from helpers import call, speech, write_pack
 
 SR = 8000
 
@@ -70,7 +70,6 @@ def test_transcripts_of_a_call_in_a_language_the_model_lacks_are_not_published(t
     from callcue.daemon.assist.content import load_content
     from callcue.daemon.assist.engine import AssistEngine
     from callcue.daemon.config import AssistConfig
-    from test_assist_engine import write_pack
 
     content = load_content(write_pack(tmp_path / "pack"), None, grace_s=2.0, knowledge=False)
     engine = AssistEngine(content, AssistConfig(), None, "whisper-tiny.en", ("en",))

@@ -67,8 +67,19 @@ def test_readme_desk_client_prints_cues_and_acknowledges(tmp_path, mqtt_broker, 
         assert acks == [{"op": "ack_alert", "alert_id": alert.payload["id"], "by": "alice"}]
         proc.stdin.write("\n")                               # nothing left open: nothing sent
         proc.stdin.flush()
-        time.sleep(0.3)
-        assert sum(b"ack_alert" in m.payload for m in cmds.snapshot()) == 1
+        # the client reads stdin in order and publishes in order: acknowledging one more
+        # alert after that Enter shows whether the Enter sent anything
+        second = contract.alert("42", "c-1", "long_silence", "warning", None, 20.0, 26.0, "Dead air: 6.0 s",
+                                {"silence_s": 6.0})
+        pub.publish(f"{root}/{second.subtopic}", second.encode(), qos=1).wait_for_publish(5)
+        assert "long_silence: Dead air" in read_until(proc, "ALERT")
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        read_until(proc, "acknowledged")
+        got = cmds.wait_for(lambda ms: sum(b"ack_alert" in m.payload for m in ms) >= 2, 5)
+        acks = [json.loads(m.payload) for m in got if b"ack_alert" in m.payload]
+        assert acks == [{"op": "ack_alert", "alert_id": alert.payload["id"], "by": "alice"},
+                        {"op": "ack_alert", "alert_id": second.payload["id"], "by": "alice"}]
     finally:
         proc.kill()
         proc.wait(5)
