@@ -1,5 +1,7 @@
-"""The `callcue` command. Each sub-command lives in its own module and exposes
-`add_parser(subparsers)`, which registers itself and sets `func(args) -> int`."""
+"""The `callcue` command. Each sub-command lives in its own module of daemon/commands/
+and exposes `add_parser(subparsers)`, which registers itself and sets `func(args) -> int`;
+the work is done by the runtime, evaluation (daemon/eval) or benchmark (daemon/bench) code
+it calls."""
 from __future__ import annotations
 
 import argparse
@@ -9,21 +11,23 @@ import sys
 
 from .yamlfile import ConfigError
 
-# module (under callcue.daemon, or a full callcue.* name) -> registers one or more sub-commands
+# modules of callcue.daemon.commands, each registering one command (or a few related ones),
+# in the order `callcue --help` lists them
 COMMAND_MODULES = [
-    "commands.check_config",
-    "commands.check_pack",
-    "assist.score",
-    "assist.knowledge_score",
+    "check_config",
+    "check_pack",
+    "score_assist",
+    "score_knowledge",
     "replay",
     "bench",
-    "commands.run",
-    "commands.demo",
-    "callcue.models.command",
-    "synth.command",
-    "store.check",
-    "asr.score",
-    "callcue.tui.command",
+    "run",
+    "demo",
+    "models",
+    "synth",
+    "score",
+    "store_check",
+    "score_asr",
+    "tui",
 ]
 
 
@@ -32,8 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        module = name if name.startswith("callcue.") else f"callcue.daemon.{name}"
-        importlib.import_module(module).add_parser(sub)
+        importlib.import_module(f"callcue.daemon.commands.{name}").add_parser(sub)
     return parser
 
 

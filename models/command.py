@@ -1,15 +1,10 @@
-"""`callcue models ...`: install, verify, convert and generate speech models.
-
-This module registers `list`, `install`, `verify` and `remove` itself (the handlers are
-below; the work is in installed.py and install.py). Each module in SUBCOMMAND_MODULES
-registers its own sub-commands with `add_parsers(msub)`, and a module that builds a
-model also defines `add_convert_parser(csub)`, which adds the model's name under
-`callcue models convert` with the options of its own build.
+"""`callcue models list|install|verify|remove`: the handlers (the work is in installed.py
+and install.py). `callcue models` itself is registered by daemon/commands/models.py, which
+asks this module and each model build module for their sub-commands.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -17,28 +12,6 @@ from pathlib import Path
 from .install import install
 from .installed import installed_names, models_dir_path, remove, verify
 from .manifest import INSTALLED_JSON, Manifest, ModelEntry, ModelError, load_manifest
-
-# modules under callcue.models that add `callcue models <what>` sub-commands
-SUBCOMMAND_MODULES: list[str] = [
-    "transducer_build",
-    "whisper_convert",
-    "minilm_convert",
-]
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("models", help="speech model tooling: list, install, verify, remove, convert")
-    msub = p.add_subparsers(dest="models_command", required=True, metavar="WHAT")
-    conv = msub.add_parser("convert", help="build a model on this box from packaged weights "
-                                           "(torch and the other build tools: build time only)")
-    csub = conv.add_subparsers(dest="model", required=True, metavar="MODEL")
-    add_parsers(msub)
-    for name in SUBCOMMAND_MODULES:
-        mod = importlib.import_module(f"callcue.models.{name}")
-        if hasattr(mod, "add_parsers"):
-            mod.add_parsers(msub)
-        if hasattr(mod, "add_convert_parser"):
-            mod.add_convert_parser(csub)
 
 
 # ---------------------------------------------------------------- list, install, verify, remove

@@ -4,9 +4,10 @@
   record or build manifest) and of the layout sherpa-onnx expects (ONNX inputs, outputs
   and metadata) *before* sherpa-onnx sees them: sherpa-onnx exits the whole process when
   a metadata key is missing, and a flipped weight byte would load silently.
-- Ct2Transcriber / SherpaTranscriber: the same audio through faster-whisper (CTranslate2)
-  and through sherpa-onnx, both greedy, English, no timestamps.
-- word_errors / wer: word error rate on normalised words (callcue.daemon.asr.words.normalise).
+- SherpaTranscriber, and Ct2Transcriber (the reference, callcue.daemon.eval.ct2_reference):
+  the same audio through sherpa-onnx and through faster-whisper (CTranslate2), both
+  greedy, English, no timestamps.
+- word error rates counted as `callcue score-asr` counts them (callcue.daemon.eval.wer).
 - espeak_corpus(): call-centre English sentences (no numbers: Whisper writes digits)
   spoken by espeak-ng at 16 kHz, or at 8 kHz telephone band resampled back up to 16 kHz.
 
@@ -16,7 +17,6 @@ side needs faster-whisper (optional dependency group "convert").
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..daemon.asr.score import edit_distance
-from ..daemon.asr.words import normalise
-from ..daemon.synth.render import synth_speech
-from ..daemon.synth.script import BASE_VOICE, DEFAULT_SPEED, DEFAULT_VARIANT, ResolvedParams
+from ..daemon.eval.ct2_reference import Ct2Transcriber
+from ..daemon.eval.synth.render import synth_speech
+from ..daemon.eval.synth.script import BASE_VOICE, DEFAULT_SPEED, DEFAULT_VARIANT, ResolvedParams
+from ..daemon.eval.wer import Tally
 from .files import sha256_file
 from .whisper_layout import (DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS,
                             REQUIRED_METADATA)
@@ -191,60 +191,6 @@ class SherpaTranscriber:
         s.accept_waveform(sample_rate, np.ascontiguousarray(samples, dtype=np.float32))
         self.rec.decode_stream(s)
         return s.result.text.strip()
-
-
-class Ct2Transcriber:
-    """The CTranslate2 original through faster-whisper, decoding like sherpa-onnx does
-    (greedy unless told, English, no timestamps, no conditioning on earlier text, no VAD)."""
-
-    def __init__(self, ct2_dir: str | Path, compute_type: str = "float32", num_threads: int = 2, beam_size: int = 1):
-        try:
-            from faster_whisper import WhisperModel
-        except ImportError:
-            raise WhisperModelError("the CTranslate2 side of the check needs faster-whisper: "
-                                    "pip install -e '.[convert]'") from None
-        self.compute_type = compute_type
-        self.beam_size = beam_size     # 1 = greedy, as sherpa-onnx; 5 = faster-whisper's default
-        logging.getLogger("faster_whisper").setLevel(logging.WARNING)   # one INFO line per file otherwise
-        self.model = WhisperModel(str(ct2_dir), device="cpu", compute_type=compute_type, cpu_threads=num_threads)
-
-    def transcribe(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
-        if sample_rate != SAMPLE_RATE:
-            raise ValueError(f"faster-whisper needs {SAMPLE_RATE} Hz samples, got {sample_rate}")
-        segments, _ = self.model.transcribe(
-            np.ascontiguousarray(samples, dtype=np.float32), language="en", task="transcribe", beam_size=self.beam_size,
-            best_of=1, temperature=0.0, without_timestamps=True, condition_on_previous_text=False,
-            vad_filter=False)
-        return " ".join(seg.text.strip() for seg in segments).strip()
-
-
-# ---------------------------------------------------------------- word error rate
-
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(substitutions + deletions + insertions, reference words) on normalised words."""
-    ref = normalise(reference).split()
-    return edit_distance(ref, normalise(hypothesis).split()), len(ref)
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    errors, n = word_errors(reference, hypothesis)
-    return errors / n if n else float(errors > 0)
-
-
-@dataclass
-class Tally:
-    errors: int = 0
-    words: int = 0
-
-    def add(self, reference: str, hypothesis: str) -> float:
-        e, n = word_errors(reference, hypothesis)
-        self.errors += e
-        self.words += n
-        return e / n if n else float(e > 0)
-
-    @property
-    def wer(self) -> float:
-        return self.errors / self.words if self.words else 0.0
 
 
 # ---------------------------------------------------------------- audio

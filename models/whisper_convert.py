@@ -33,9 +33,9 @@ from pathlib import Path
 from . import whisper_ct2
 from .deps import missing_modules
 from .files import sha256_file
-from .whisper_check import (ALL_VOICES, BUILD_MANIFEST, PREFIX, SAMPLE_RATE, Ct2Transcriber, SherpaTranscriber,
-                            WhisperModelError, check_layout, compare, espeak_corpus, format_comparison,
-                            model_files, read_audio)
+from ..daemon.eval.ct2_reference import Ct2Transcriber
+from .whisper_check import (ALL_VOICES, BUILD_MANIFEST, PREFIX, SAMPLE_RATE, SherpaTranscriber, WhisperModelError,
+                            check_layout, compare, espeak_corpus, format_comparison, model_files, read_audio)
 from .whisper_ct2 import Ct2Error
 
 MODEL_NAME = "whisper-tiny.en"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from callcue.daemon import cli
-from callcue.daemon.synth.generate import generate_call
-from callcue.daemon.synth.render import render_call, write_call
-from callcue.daemon.synth.score import KINDS, format_report, score_paths
+from callcue.daemon.eval.score_alerts import KINDS, format_report, score_paths
+from callcue.daemon.eval.synth.generate import generate_call
+from callcue.daemon.eval.synth.render import render_call, write_call
 
 DEMO_CALLS = Path(__file__).resolve().parent.parent / "flows" / "demo" / "calls"
 

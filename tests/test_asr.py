@@ -189,8 +189,8 @@ def test_hotwords_switch_to_modified_beam_search_and_decode(models_dir, tmp_path
     results = []
     cfg = AsrConfig(model="test-transducer", hotwords_file=hot, modeling_unit="cjkchar+bpe")
     engine = build_engine(cfg, results.append, models_dir)          # with the child-process trial load
-    from callcue.daemon.synth.render import synth_speech
-    from callcue.daemon.synth.script import ResolvedParams
+    from callcue.daemon.eval.synth.render import synth_speech
+    from callcue.daemon.eval.synth.script import ResolvedParams
     x = (synth_speech("Thank you for calling Summit Shield, how can I help?",
                       ResolvedParams(voice="en-us", speed=170, pitch=50, amplitude=100), 16000) * 16000).astype(np.int16)
     engine.open("h", "agent", "c1", 16000)

@@ -145,8 +145,8 @@ def test_a_fast_talker_keeps_the_words_past_sherpa_onnx_token_cap():
     import numpy as np
 
     from callcue.daemon.asr.engine import whisper_token_cap
-    from callcue.daemon.synth.render import synth_speech
-    from callcue.daemon.synth.script import ResolvedParams
+    from callcue.daemon.eval.synth.render import synth_speech
+    from callcue.daemon.eval.synth.script import ResolvedParams
 
     text = ("The refund will go back to the card you paid with, it can take up to ten working days depending on "
             "your bank, and you will receive an email confirmation as soon as it has been processed on our side.")

@@ -1,5 +1,5 @@
 """score-asr's per-turn breakdown: errors charged through the channel alignment (plain data)."""
-from callcue.daemon.asr.score import TurnTally, edit_distance, errors_per_ref_word, score_turns, turn_kind
+from callcue.daemon.eval.score_asr import TurnTally, edit_distance, errors_per_ref_word, score_turns, turn_kind
 
 
 def test_errors_land_on_the_reference_words_and_sum_to_the_edit_distance():
@@ -38,3 +38,13 @@ def test_words_where_a_speaker_said_nothing_are_insertions():
     tally = TurnTally()
     score_turns({"turns": turns}, [_final("agent", 0, 1, "Hello."), _final("customer", 0, 1, "echo echo")], tally)
     assert tally.errors["(no turn)"] == 2 and tally.words == {"normal, male": 1}
+
+
+def test_score_asr_and_the_whisper_check_count_words_one_way():
+    from callcue.daemon.eval import score_asr, wer
+    from callcue.models import whisper_check
+    assert score_asr.wer_tokens is wer.wer_tokens and score_asr.edit_distance is wer.edit_distance
+    assert whisper_check.Tally is wer.Tally
+    t = wer.Tally()
+    t.add("Okay, I can't see the claim from 2019.", "ok I cannot see the claim from twenty nineteen")
+    assert (t.errors, t.words) == (0, len(wer.wer_tokens("Okay, I can't see the claim from 2019.")))

@@ -11,8 +11,8 @@ import pytest
 from callcue.daemon.app import Daemon
 from callcue.daemon.config import AsrConfig, BrokerConfig, LineConfig, SourceConfig, default_config
 from callcue.daemon.store.calls import CallStore
-from callcue.daemon.synth.render import render_call, write_call
-from callcue.daemon.synth.script import CallScript
+from callcue.daemon.eval.synth.render import render_call, write_call
+from callcue.daemon.eval.synth.script import CallScript
 from callcue.models.installed import installed_names
 
 from conftest import clear_retained

@@ -1,11 +1,11 @@
-"""Issue 5's must-show figures on the labelled insurance calls (tests/data/assist_calls),
+"""Issue 5's must-show figures on the labelled insurance calls (flows/insurance/eval/assist_calls),
 scored by `callcue score-assist` on the script text (both languages; the audio path with
 the English demo model is in the README's measured figures and `-m slow`)."""
 from __future__ import annotations
 
 import pytest
 
-from callcue.daemon.assist.score import default_calls, run
+from callcue.daemon.eval.score_assist import default_calls, run
 from callcue.models.installed import installed_names
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from callcue.daemon.bench import STAGGER_S, _staggered
+from callcue.daemon.bench.asr import STAGGER_S, _staggered
 from callcue.daemon.replay import load_call
 from helpers import write_wav
 

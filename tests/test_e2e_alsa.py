@@ -12,8 +12,8 @@ import uuid
 
 import numpy as np
 
-from callcue.daemon.synth.render import render_call
-from callcue.daemon.synth.script import CallScript
+from callcue.daemon.eval.synth.render import render_call
+from callcue.daemon.eval.synth.script import CallScript
 from conftest import collect
 
 RATE = 8000

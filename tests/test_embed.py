@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from callcue.daemon.assist.embed import EmbedError, Embedder, load_tokenizer, mean_pool, read_pooling, tokenize
-from callcue.daemon.assist.embed_bench import utterances
+from callcue.daemon.eval.utterances import utterances
 from callcue.models import installed
 from callcue.models.minilm_convert import (CONVERTER_VERSION, MODEL_NAME, PACKAGE_DIR, ConvertError, converter_of,
                                            find_source)

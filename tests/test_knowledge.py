@@ -11,7 +11,7 @@ from callcue.daemon.assist import knowledge as K
 from callcue.daemon.assist.bm25 import BM25, analyze, en_terms, zh_terms
 from callcue.daemon.assist.knowledge import (Article, KnowledgeBase, detect_lang, load_articles,
                                             looks_like_question, parse_article)
-from callcue.daemon.assist.knowledge_score import default_kb, default_questions, evaluate, load_questions
+from callcue.daemon.eval.score_knowledge import default_kb, default_questions, evaluate, load_questions
 from callcue.daemon.yamlfile import ConfigError
 
 KB_DIR = default_kb()

@@ -11,11 +11,11 @@ import pytest
 from callcue.daemon.assist.knowledge import load_articles
 from callcue.daemon.assist.match import PhraseSet
 from callcue.daemon.assist.pack import ContentPack, Flow, default_pack_dir, load_pack
-from callcue.daemon.synth.script import CallScript, load_script
+from callcue.daemon.eval.synth.script import CallScript, load_script
 from callcue.daemon.yamlfile import ConfigError
 
 PACK = default_pack_dir()
-CALLS = sorted((Path(__file__).resolve().parent / "data" / "assist_calls").glob("*.yaml"))
+CALLS = sorted((PACK / "eval" / "assist_calls").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")

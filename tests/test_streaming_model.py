@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import sherpa_onnx
 
-from callcue.daemon.synth.render import synth_speech
-from callcue.daemon.synth.script import ResolvedParams
+from callcue.daemon.eval.synth.render import synth_speech
+from callcue.daemon.eval.synth.script import ResolvedParams
 from callcue.models import transducer_build as tt
 from callcue.models.transducer_build import make_test_transducer
 

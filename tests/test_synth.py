@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from callcue.daemon.cli import main
-from callcue.daemon.synth.generate import estimate_seconds, generate_call
-from callcue.daemon.synth.render import RenderError, read_wav, render_call, write_call
-from callcue.daemon.synth.score import (Event, derive_events, format_report, load_alerts, match_events,
-                                        score_paths)
-from callcue.daemon.synth.script import CallScript, load_script
+from callcue.daemon.eval.score_alerts import (Event, derive_events, format_report, load_alerts, match_events,
+                                              score_paths)
+from callcue.daemon.eval.synth.generate import estimate_seconds, generate_call
+from callcue.daemon.eval.synth.render import RenderError, read_wav, render_call, write_call
+from callcue.daemon.eval.synth.script import CallScript, load_script
 from callcue.daemon.yamlfile import ConfigError
 
 SCRIPT = """\

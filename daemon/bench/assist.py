@@ -13,6 +13,7 @@ daemon does. Three figures from the same run, on the same events:
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def _events(calls: list[Path]) -> list[list[tuple]]:
     """Per call: (speaker, text, final, t_start, t_end, utterance) with 3 partials before each final."""
     import tempfile
 
-    from .score import render_labels
+    from ..eval.score_assist import render_labels
     out = []
     with tempfile.TemporaryDirectory(prefix="callcue-bench-assist-") as tmp:
         for path in calls:
@@ -66,8 +67,16 @@ def _run_naive(phrases: list[str], calls_events, repeat: int) -> tuple[int, floa
 
 
 def bench_assist(calls: list[Path], min_time: float, content: Path | None) -> int:
+    """calls: labelled call scripts (empty: the pack's eval/assist_calls, else the sample pack's:
+    here they are only load, so any pack's calls do)."""
+    if not calls:
+        from ..eval.score_assist import default_calls
+        calls = default_calls(content) or default_calls()
+    if not calls:
+        print("callcue bench assist: no labelled calls", file=sys.stderr)
+        return 2
+    from ..assist.setup import build_assist, load_encoder
     from ..config import AsrConfig, default_config
-    from .setup import build_assist, load_encoder
 
     try:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -108,15 +117,3 @@ def bench_assist(calls: list[Path], min_time: float, content: Path | None) -> in
     print(f"  full engine (+knowledge, embeddings):   {full_eps:10.0f} events/s"
           + (f"   mean embedding {emb:.2f} ms per new utterance" if emb else "   (embedding model not installed)"))
     return 0
-
-
-def add_parser(bsub) -> None:
-    p = bsub.add_parser("assist", help="assist engine events/s on one core, vs a naive matcher in the same run")
-    p.add_argument("calls", nargs="*", type=Path, help="labelled call scripts (default: tests/data/assist_calls)")
-    p.add_argument("--min-time", type=float, default=2.0, help="seconds per measurement")
-    p.add_argument("--content", type=Path, help="content pack (default: flows/insurance)")
-
-    def run(a) -> int:
-        from .score import default_calls
-        return bench_assist(a.calls or default_calls(), a.min_time, a.content)
-    p.set_defaults(func=run)

@@ -1,4 +1,4 @@
-"""Render the README screenshots: `python -m callcue.tui.shots [--out tui/screenshots]`.
+"""Render the README screenshots: `python -m callcue.daemon.bench.screenshots [--out tui/screenshots]`.
 
 A private Mosquitto, and a floor of 12 lines built from the bundled demo calls: each
 line's call is replayed through the real detectors (`run_replay`) and the messages up
@@ -24,11 +24,10 @@ from callcue.daemon.bus.broker import EmbeddedBroker, free_port
 from callcue.daemon.commands.demo import DEMO_CALLS
 from callcue.daemon.config import BrokerConfig, LineConfig, SourceConfig, default_config
 from callcue.daemon.replay import run_replay
+from callcue.tui.app import SupervisorApp
+from callcue.tui.mqtt import floor_filters
 
-from .app import SupervisorApp
-from .mqtt import floor_filters
-
-OUT = Path(__file__).resolve().parent / "screenshots"
+OUT = Path(__file__).resolve().parents[2] / "tui" / "screenshots"
 # (line, agent, demo call, seconds into the call; None: idle, "down": line down)
 FLOOR = [
     ("301", "Maria Lopez", "en_billing_angry", 76.0), ("302", "Bob Li", "en_claim_status", 64.0),
@@ -122,7 +121,7 @@ async def shoot(host: str, port: int, out_dir: Path) -> list[Path]:
         # one alert already handled by another supervisor
         with app.live.lock:
             done = next(a for a in app.live.model.feed() if a.kind == "fast_speech")
-        pub.publish(f"{root}/line/{done.line}/cmd",
+        pub.publish(f"{root}/{contract.cmd_topic(done.line, 'supervisor')}",
                     json.dumps({"op": "ack_alert", "alert_id": done.id, "by": "sup.li"}), qos=1).wait_for_publish(5)
         await pilot.pause(2.5)     # the history is not "speaking now"; what is being said is
         for m in speaking:

@@ -1,6 +1,5 @@
-"""Write throughput of CallStore.add_event against plain TinyDB, in one run.
-
-    python -m callcue.daemon.store.bench [--events N] [--lines L]
+"""`callcue bench store`: write throughput of CallStore.add_event against plain TinyDB,
+in one run (also `python -m callcue.daemon.bench.store [--events N] [--lines L]`).
 
 Both sides store the same events durably (fsync): plain TinyDB with its default
 JSONStorage inserts each event into one file (rewritten and fsynced per insert,
@@ -10,7 +9,6 @@ disk.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 import time
@@ -19,7 +17,7 @@ from pathlib import Path
 from tinydb import TinyDB
 from tinydb.storages import JSONStorage
 
-from .calls import CallStore
+from ..store.calls import CallStore
 
 
 def make_events(n: int, lines: int) -> list[tuple[str, str, dict]]:
@@ -78,14 +76,10 @@ def run(n: int, lines: int) -> dict[str, float]:
             "ratio": store_rate / plain_rate, "add_event_us": t_calls / n * 1e6}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--events", type=int, default=2000, help="events to write (default 2000)")
-    p.add_argument("--lines", type=int, default=20, help="calls the events are spread over (default 20)")
-    args = p.parse_args(argv)
+def main(events: int = 2000, lines: int = 20) -> int:
     # the producer here outruns the writer on purpose and retries; drop warnings are noise
     logging.getLogger("callcue.daemon.store").setLevel(logging.ERROR)
-    r = run(args.events, args.lines)
+    r = run(events, lines)
     print(f"{r['events']} events over {r['lines']} calls")
     print(f"  CallStore.add_event (batched, until close): {r['callstore_events_per_s']:10.0f} events/s "
           f"({r['callstore_s']:.3f} s)")
@@ -97,4 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    from ..cli import main as cli
+    raise SystemExit(cli(["bench", "store", *sys.argv[1:]]))

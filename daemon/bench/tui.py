@@ -1,4 +1,4 @@
-"""`callcue bench-tui`: render lag of the supervisor TUI under a busy floor.
+"""`callcue bench tui`: render lag of the supervisor TUI under a busy floor.
 
 Publishes a realistic mix of contract messages (partial and final transcripts, alerts,
 call starts and ends) for N lines at a fixed event rate through a real Mosquitto into
@@ -23,8 +23,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from callcue.daemon import contract
-
-from .mqtt import set_nodelay
+from callcue.daemon.bus.client import set_nodelay
 
 KINDS = [("talk_over", "warning", "agent", {"overlap_s": 1.4, "interrupter": "agent"}),
          ("long_silence", "warning", None, {"silence_s": 5.2, "ongoing": True}),
@@ -32,17 +31,6 @@ KINDS = [("talk_over", "warning", "agent", {"overlap_s": 1.4, "interrupter": "ag
          ("agitation", "critical", "customer", {"pitch_up_st": 5.5, "loudness_up_db": 4.1}),
          ("sensitive_word", "warning", "agent", {"phrase": "guarantee", "heard": "I guarantee it"})]
 WORDS = "policy claim premium deductible renewal payment cover accident repair photo number account".split()
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("bench-tui", help="supervisor TUI render lag: N lines, R events/s through a real broker")
-    p.add_argument("--broker", help="mqtt://host:port (default: an embedded Mosquitto on a free port)")
-    p.add_argument("--lines", type=int, default=100, help="lines on the floor (default 100)")
-    p.add_argument("--rate", type=float, default=200.0, help="events per second, all lines together (default 200)")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of traffic (default 20)")
-    p.add_argument("--size", default="120x40", help="terminal size COLSxROWS of the headless app (default 120x40)")
-    p.add_argument("--seed", type=int, default=7)
-    p.set_defaults(func=main)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -122,18 +110,19 @@ class Traffic:
 
 
 def main(args) -> int:
+    """args: broker, lines, rate, duration, size, seed (the options of `callcue bench tui`)."""
     from callcue.daemon.bus.broker import EmbeddedBroker, free_port
     from callcue.daemon.config import BrokerConfig
-    from .app import LiveFloor, SupervisorApp
-    from .mqtt import floor_filters, parse_broker
+    from callcue.tui.app import LiveFloor, SupervisorApp
+    from callcue.tui.mqtt import floor_filters, parse_broker
 
     try:
         cols, rows = (int(x) for x in args.size.lower().split("x"))
     except ValueError:
-        print(f"callcue bench-tui: --size must look like 120x40 (got {args.size!r})", file=sys.stderr)
+        print(f"callcue bench tui: --size must look like 120x40 (got {args.size!r})", file=sys.stderr)
         return 2
     if args.lines < 1 or args.rate <= 0 or args.duration <= 0:
-        print("callcue bench-tui: --lines, --rate and --duration must be positive", file=sys.stderr)
+        print("callcue bench tui: --lines, --rate and --duration must be positive", file=sys.stderr)
         return 2
     tmp = tempfile.TemporaryDirectory(prefix="callcue-bench-tui-")
     broker_proc = None
@@ -142,7 +131,7 @@ def main(args) -> int:
             try:
                 broker = parse_broker(args.broker)
             except ValueError as exc:
-                print(f"callcue bench-tui: --broker: {exc}", file=sys.stderr)
+                print(f"callcue bench tui: --broker: {exc}", file=sys.stderr)
                 return 2
         else:
             port = free_port()
@@ -186,7 +175,7 @@ async def _bench(args, broker, cols, rows, LiveFloor, SupervisorApp, floor_filte
     deadline = time.monotonic() + 10
     while not ref_ready.wait(0.05):
         if time.monotonic() > deadline:
-            print("callcue bench-tui: reference subscriber could not subscribe within 10 s", file=sys.stderr)
+            print("callcue bench tui: reference subscriber could not subscribe within 10 s", file=sys.stderr)
             return 1
     # phase 1: the broker and the bare subscriber alone, same traffic, no app in the process
     traffic.setup()
@@ -215,7 +204,7 @@ async def _bench(args, broker, cols, rows, LiveFloor, SupervisorApp, floor_filte
         deadline = time.monotonic() + 10
         while len(live.model.lines) < args.lines:     # retained line states have arrived
             if time.monotonic() > deadline:
-                print("callcue bench-tui: the app did not connect and get the line states within 10 s",
+                print("callcue bench tui: the app did not connect and get the line states within 10 s",
                       file=sys.stderr)
                 return 1
             await pilot.pause(0.05)
@@ -258,7 +247,7 @@ async def _bench(args, broker, cols, rows, LiveFloor, SupervisorApp, floor_filte
         ms = [v * 1000 for v in values]
         print(f"  {name:28} {len(ms):6d} {pct(ms, .5):9.1f} {pct(ms, .95):9.1f} {max(ms, default=float('nan')):9.1f}")
 
-    print(f"callcue bench-tui: {args.lines} lines, {n} events in {wall:.1f} s ({n / wall:.0f}/s: partial and final "
+    print(f"callcue bench tui: {args.lines} lines, {n} events in {wall:.1f} s ({n / wall:.0f}/s: partial and final "
           f"transcripts, alerts, call ends/starts) via mosquitto {broker.host}:{broker.port} into the headless "
           f"SupervisorApp at {cols}x{rows}")
     print(f"  {'':28} {'n':>6} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}")

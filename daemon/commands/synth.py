@@ -1,21 +1,21 @@
-"""`callcue synth` (render scripted or random test calls) and `callcue score` (alerts vs labels).
+"""`callcue synth`: render scripted or random test calls (callcue.daemon.eval.synth).
 
 File naming: a call X is X.wav, its truth X.labels.json next to it, and the alerts a
-detector run produced for it X.events.jsonl (JSON Lines, `callcue replay` format).
+detector run produced for it X.events.jsonl (JSON Lines, `callcue replay` format;
+`callcue score` compares the two).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import zlib
 from pathlib import Path
 
-from .generate import generate_call
-from .render import NOISE_DBFS, RATES, RenderError, render_call, write_call
-from .score import KINDS, OVERLAP_S, SILENCE_S, TOLERANCE_S, format_report, score_paths
-from .script import load_script
+from ..eval.score_alerts import KINDS, OVERLAP_S, SILENCE_S
+from ..eval.synth.generate import generate_call
+from ..eval.synth.render import NOISE_DBFS, RATES, RenderError, render_call, write_call
+from ..eval.synth.script import load_script
 
 LANGS = ("en", "zh")
 
@@ -39,16 +39,6 @@ def add_parser(sub) -> None:
     p.add_argument("--silence-s", type=float, default=SILENCE_S, help="long_silence label threshold, seconds")
     p.add_argument("--overlap-s", type=float, default=OVERLAP_S, help="talk_over label threshold, seconds")
     p.set_defaults(func=run_synth)
-
-    s = sub.add_parser(
-        "score", help="score detected alerts against synth labels",
-        description="Match alerts (JSON Lines, topic ending in /alert) to truth labels. Call X's labels "
-                    "X.labels.json pair with X.events.jsonl in the events directory.")
-    s.add_argument("--labels", required=True, help="a X.labels.json file or a directory of them")
-    s.add_argument("--events", required=True, help="a X.events.jsonl file or a directory of them")
-    s.add_argument("--tolerance", type=float, default=TOLERANCE_S, help="max |t_start| difference, seconds")
-    s.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
-    s.set_defaults(func=run_score)
 
 
 def _rates(arg: str | None, default: str) -> list[int]:
@@ -94,20 +84,4 @@ def run_synth(args: argparse.Namespace) -> int:
     except RenderError as exc:
         print(f"callcue synth: {exc}", file=sys.stderr)
         return 1
-    return 0
-
-
-def run_score(args: argparse.Namespace) -> int:
-    report = score_paths(args.labels, args.events, args.tolerance)
-    if args.json:
-        print(json.dumps({
-            "calls": report.calls, "tolerance": report.tolerance, "ignored_alerts": report.ignored,
-            "kinds": {k: {"tp": ks.tp, "fp": ks.fp, "fn": ks.fn, "precision": ks.precision, "recall": ks.recall,
-                          "mean_abs_start_error": ks.mean_start_error, "mean_abs_end_error": ks.mean_end_error}
-                      for k, ks in report.kinds.items()},
-            "misses": [{"call": n, **e.as_dict()} for n, e in report.misses],
-            "false_alarms": [{"call": n, **e.as_dict()} for n, e in report.false_alarms],
-        }, indent=1))
-    else:
-        print(format_report(report))
     return 0

@@ -1,10 +1,10 @@
-"""`callcue tui` and `callcue agent`: the MQTT clients of contract v1 for people."""
+"""`callcue tui` and `callcue agent`: the MQTT clients of contract v1 for people (callcue.tui)."""
 from __future__ import annotations
 
 import os
 import sys
 
-from .i18n import LANGS
+from ...tui.i18n import LANGS
 
 
 def _broker_args(p) -> None:
@@ -13,6 +13,10 @@ def _broker_args(p) -> None:
     p.add_argument("--password-env", default="CALLCUE_MQTT_PASSWORD", metavar="VAR",
                    help="environment variable holding the broker password (default CALLCUE_MQTT_PASSWORD)")
     p.add_argument("--ca-file", help="CA bundle for mqtts:// (system CAs when omitted)")
+    p.add_argument("--certfile", help="client certificate (PEM) for a broker that asks for one (mqtts://)")
+    p.add_argument("--keyfile", help="private key of --certfile (PEM)")
+    p.add_argument("--credentials", metavar="FILE",
+                   help="credentials.yaml of `callcue acl`: the password of --username is read from it")
     p.add_argument("--lang", choices=LANGS, default=os.environ.get("CALLCUE_LANG", "en"),
                    help="UI language (default en, or CALLCUE_LANG)")
     p.add_argument("--user", help="name sent as `by` with acknowledgements and flags (default user@host)")
@@ -33,24 +37,22 @@ def add_parser(sub) -> None:
     a.add_argument("--floor", default="f1", help="floor of the line (default f1)")
     a.set_defaults(func=run_agent)
 
-    from . import bench
-    bench.add_parser(sub)
-
 
 def _broker(args):
-    from .mqtt import parse_broker
+    from ...tui.mqtt import parse_broker
     if args.lang not in LANGS:
         raise SystemExit(f"callcue: --lang must be one of {', '.join(LANGS)} (got {args.lang!r})")
     try:
-        return parse_broker(args.broker, args.username, os.environ.get(args.password_env), args.ca_file)
+        return parse_broker(args.broker, args.username, os.environ.get(args.password_env), args.ca_file,
+                            args.certfile, args.keyfile, args.credentials)
     except ValueError as exc:
         print(f"callcue {args.command}: --broker: {exc}", file=sys.stderr)
         return None
 
 
 def run_tui(args) -> int:
-    from .app import SupervisorApp
-    from .mqtt import floor_filters
+    from ...tui.app import SupervisorApp
+    from ...tui.mqtt import floor_filters
     if args.all and (args.site or args.floor):
         print("callcue tui: --all watches every floor; leave out --site/--floor or drop --all", file=sys.stderr)
         return 2
@@ -64,7 +66,7 @@ def run_tui(args) -> int:
 
 
 def run_agent(args) -> int:
-    from .agent import AgentApp
+    from ...tui.agent import AgentApp
     broker = _broker(args)
     if broker is None:
         return 2

