@@ -22,7 +22,8 @@ from typing import Any
 from . import contract, sdnotify
 from .bus.broker import EmbeddedBroker
 from .bus.client import Bus, BrokerAddress
-from .bus.commands import AckAlert, CallEnd, CallStart, CommandError, Flag, IvrContext, parse_command
+from .bus.commands import (AckAlert, CallEnd, CallStart, CommandError, Flag, IvrContext, RoleError,
+                           legacy_cmd_accepted, parse_command, split_cmd_topic)
 from .capture.capture import CaptureManager
 from .capture.queue import BlockQueue
 from .config import LineConfig, SiteConfig
@@ -180,6 +181,8 @@ class Daemon:
         self.stopping = threading.Event()
         self.errors = 0
         self.rejected_commands = 0
+        self.refused_commands = 0     # well-formed, but an op the sender's role may not send
+        self.legacy_cmd = legacy_cmd_accepted(cfg)
         self.data_dir = Path(cfg.data_dir)
         self.broker: EmbeddedBroker | None = None
         self.embedded_port = embedded_port or cfg.embedded_broker.port
@@ -219,8 +222,7 @@ class Daemon:
 
     # ---- inputs ----
     def _on_cmd(self, subtopic: str, payload: bytes) -> None:
-        parts = subtopic.split("/")     # line/{line}/cmd
-        line_id = parts[1] if len(parts) == 3 else "?"
+        line_id, role = split_cmd_topic(subtopic)     # line/{line}/cmd/{role} (or legacy line/{line}/cmd)
         worker = self.workers.get(line_id)
         if worker is None:
             self.rejected_commands += 1
@@ -228,7 +230,11 @@ class Daemon:
                         ", ".join(self.workers) or "no lines")
             return
         try:
-            cmd = parse_command(line_id, payload)
+            cmd = parse_command(line_id, payload, role, legacy_ok=self.legacy_cmd)
+        except RoleError as exc:
+            self.refused_commands += 1
+            log.warning("line %s: command refused: %s", line_id, exc)
+            return
         except CommandError as exc:
             self.rejected_commands += 1
             log.warning("line %s: command rejected: %s (payload %r)", line_id, exc, payload[:200])
@@ -257,9 +263,9 @@ class Daemon:
         self.assist = build_assist(cfg, self.words)   # a broken content pack stops start-up here
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if cfg.broker is None:
-            self.broker = EmbeddedBroker(cfg.embedded_broker.bind, self.embedded_port, self.data_dir / "broker")
+            self.broker = EmbeddedBroker.from_config(cfg.embedded_broker, self.embedded_port, self.data_dir / "broker")
+            address = self.broker.client_address(cfg.box)  # 0.0.0.0 -> loopback; box-<box> with acl_dir
             self.broker.start()
-            address = BrokerAddress(host=self.broker.host, port=self.embedded_port)  # 0.0.0.0 -> loopback
             log.info("embedded broker listening on %s:%d", cfg.embedded_broker.bind, self.embedded_port)
         else:
             address = BrokerAddress.of(cfg.broker)
@@ -274,6 +280,9 @@ class Daemon:
             det = detectors.setdefault(line.sample_rate, Detectors(cfg.detectors, line.sample_rate))
             self.workers[line.id] = LineWorker(self, line, det)
         self.bus.subscribe(contract.cmd_topic_filter(), self._on_cmd)
+        self.bus.subscribe(contract.legacy_cmd_topic_filter(), self._on_cmd)   # refused unless legacy_cmd
+        if self.legacy_cmd and cfg.broker is not None:
+            log.warning("broker.legacy_cmd_topic is on: line/+/cmd takes every op from any client of the broker")
         self.bus.start()
         if self.asr is not None:
             self.asr.start()
@@ -336,6 +345,7 @@ class Daemon:
             "final_latency_s": _percentiles(self.final_latency),
             "bus": self.bus.stats() if self.bus else {},
             "rejected_commands": self.rejected_commands,
+            "refused_commands": self.refused_commands,
             "errors": self.errors,
             "assist": self._assist_health(),
         }

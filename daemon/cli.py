@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "replay",
     "bench",
     "run",
+    "status",
+    "acl",
     "demo",
     "models",
     "synth",

@@ -32,6 +32,10 @@ class BrokerConfig(Strict):
     password: str | None = Field(None, description="password, if the broker requires one")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive interval in seconds")
     ca_file: Path | None = Field(None, description="CA bundle for mqtts:// (system CAs when omitted)")
+    certfile: Path | None = Field(None, description="mqtts://: client certificate (PEM) shown to a broker that asks for one")
+    keyfile: Path | None = Field(None, description="mqtts://: private key of `certfile` (PEM; omit when the key is inside certfile)")
+    credentials_file: Path | None = Field(None, description="credentials.yaml written by `callcue acl`: the password of `username` is read from it (instead of `password`)")
+    legacy_cmd_topic: bool = Field(False, description="also take commands on line/{line}/cmd without a role, any op (for a CTI not yet moved to line/{line}/cmd/cti; no ACL protects it)")
 
     @field_validator("url")
     @classmethod
@@ -44,6 +48,16 @@ class BrokerConfig(Strict):
         except ValueError:
             raise ValueError(f"broker url {v!r} has an invalid port") from None
         return v
+
+    @model_validator(mode="after")
+    def _tls_and_password(self) -> "BrokerConfig":
+        if not self.tls and (self.certfile or self.keyfile or self.ca_file):
+            raise ValueError("ca_file, certfile and keyfile need an mqtts:// url (TLS)")
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("keyfile is given without certfile")
+        if self.credentials_file is not None and (self.username is None or self.password is not None):
+            raise ValueError("credentials_file needs username (whose password it holds) and no password")
+        return self
 
     @property
     def host(self) -> str:
@@ -62,6 +76,26 @@ class BrokerConfig(Strict):
 class EmbeddedBrokerConfig(Strict):
     bind: str = Field("127.0.0.1", description="address the embedded Mosquitto listens on")
     port: int = Field(1883, ge=1, le=65535, description="port the embedded Mosquitto listens on")
+    acl_dir: Path | None = Field(None, description="folder written by `callcue acl` (passwd, acl, credentials.yaml): the embedded broker takes only those users, each with its ACL, and the box connects as box-{box}; required when `bind` is not a loopback address")
+
+    @property
+    def loopback(self) -> bool:
+        """True when only this machine can reach the broker."""
+        import ipaddress
+        if self.bind == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.bind).is_loopback
+        except ValueError:
+            return False   # a host name or a wildcard reaches beyond this machine
+
+    @model_validator(mode="after")
+    def _no_anonymous_beyond_loopback(self) -> "EmbeddedBrokerConfig":
+        if self.acl_dir is None and not self.loopback:
+            raise ValueError(f"bind {self.bind!r} reaches beyond this machine, where anonymous clients are refused: "
+                             f"set acl_dir to the folder `callcue acl --config SITE.yaml --out DIR` writes, "
+                             f"or bind 127.0.0.1")
+        return self
 
 
 class SpeakerTap(Strict):
@@ -248,7 +282,14 @@ def _rebase(cfg: SiteConfig, base: Path) -> SiteConfig:
     if asr is not None:
         asr = asr.model_copy(update={k: fix(getattr(asr, k)) for k in ("hotwords_file", "sensitive_words", "models_dir")})
     assist = cfg.assist.model_copy(update={"content": fix(cfg.assist.content)})
+    broker = cfg.broker
+    if broker is not None:
+        broker = broker.model_copy(update={k: fix(getattr(broker, k))
+                                           for k in ("ca_file", "certfile", "keyfile", "credentials_file")})
+    embedded = cfg.embedded_broker.model_copy(update={"acl_dir": fix(cfg.embedded_broker.acl_dir)})
     return cfg.model_copy(update={
+        "broker": broker,
+        "embedded_broker": embedded,
         "asr": asr,
         "assist": assist,
         "lines": lines,
@@ -272,5 +313,5 @@ def default_config(**overrides) -> SiteConfig:
 
 __all__ = [
     "ConfigError", "SiteConfig", "LineConfig", "SourceConfig", "SpeakerTap", "DetectorConfig",
-    "BrokerConfig", "CallsConfig", "AsrConfig", "QueueConfig", "load_config", "default_config", "SUPPORTED_RATES",
+    "BrokerConfig", "EmbeddedBrokerConfig", "CallsConfig", "AsrConfig", "QueueConfig", "load_config", "default_config", "SUPPORTED_RATES",
 ]

@@ -78,7 +78,33 @@ def transcript(line: str, call_id: str, speaker: str, text: str, final: bool,
         "t_start": round(t_start, 2), "t_end": round(t_end, 2), "seq": seq}, qos=1 if final else 0)
 
 
+# Commands: each sender role publishes on its own topic, `line/{line}/cmd/{role}`, and the
+# broker's ACL (`callcue acl`) gives the right to publish there to that role only, so the
+# topic a command arrived on says who sent it. The daemon applies only the role's ops.
+CMD_ROLES = ("cti", "agent", "supervisor")
+ROLE_OPS: dict[str, tuple[str, ...]] = {
+    "cti": ("call_start", "call_end", "ivr_context"),   # the phone system: call boundaries, IVR context
+    "agent": ("ack_alert",),                           # the agent's desk: its own line's alerts
+    "supervisor": ("ack_alert", "flag"),               # the floor supervisor
+}
+LEGACY_CMD_OPS = CMD_OPS   # `line/{line}/cmd` (no role), where the box still accepts it
+# what the box publishes (the ACL grants exactly these; a new output topic is added here)
+BOX_OUTPUTS = ("status", "health")
+LINE_OUTPUTS = ("state", "alert", "transcript", "suggestion", "flow", "summary")
+
+
+def cmd_topic(line: str, role: str) -> str:
+    """Where `role` publishes commands for `line` (relative to the floor root)."""
+    assert role in CMD_ROLES, role
+    return f"line/{line}/cmd/{role}"
+
+
 def cmd_topic_filter() -> str:
+    return "line/+/cmd/+"
+
+
+def legacy_cmd_topic_filter() -> str:
+    """Contract v1's first command topic, without a role (see broker.legacy_cmd_topic)."""
     return "line/+/cmd"
 
 

@@ -88,20 +88,27 @@ def test_commands_drive_calls_and_bad_commands_are_rejected(tmp_path, mqtt_broke
     daemon.cfg = cfg.model_copy(update={"calls": cfg.calls.model_copy(update={"auto": False})})
     col = collector(*mqtt_broker, f"{cfg.topic_root}/#")
     daemon.start()
-    cmd = f"{cfg.topic_root}/line/101/cmd"
+    cmd = f"{cfg.topic_root}/line/101/cmd/cti"           # the phone system's topic (contract.cmd_topic)
+    sup = f"{cfg.topic_root}/line/101/cmd/supervisor"
     try:
         # the daemon subscribes before it announces itself online: commands sent earlier would be lost
         col.wait_for(lambda ms: any(m.topic.endswith("/status") and m.payload == b"online" for m in ms), 20)
-        for bad in (b"not json", b"[1,2]", b'{"op":"explode"}', b'{"op":"ack_alert"}', b"\xff\xfe"):
+        for bad in (b"not json", b"[1,2]", b'{"op":"explode"}', b'{"op":"ivr_context"}', b"\xff\xfe"):
             col.client.publish(cmd, bad, qos=1).wait_for_publish(5)
-        col.client.publish(f"{cfg.topic_root}/line/nope/cmd", b'{"op":"call_end"}', qos=1).wait_for_publish(5)
+        col.client.publish(f"{cfg.topic_root}/line/nope/cmd/cti", b'{"op":"call_end"}', qos=1).wait_for_publish(5)
         wait_until(lambda: daemon.rejected_commands == 6, 10, "six rejected commands")
+        # well-formed, but not the sender's: a flag from the phone system, a call_start from a
+        # supervisor, anything on the role-less topic of contract v1's first version
+        col.client.publish(cmd, b'{"op":"flag","reason":"coaching","by":"x"}', qos=1).wait_for_publish(5)
+        col.client.publish(sup, b'{"op":"call_start","call_id":"fake"}', qos=1).wait_for_publish(5)
+        col.client.publish(f"{cfg.topic_root}/line/101/cmd", b'{"op":"call_end"}', qos=1).wait_for_publish(5)
+        wait_until(lambda: daemon.refused_commands == 3, 10, "three refused commands")
         col.client.publish(cmd, json.dumps({"op": "call_start", "call_id": "c-42", "agent": "Alice W"}),
                            qos=1).wait_for_publish(5)
         col.wait_for(lambda ms: any(b'"c-42"' in m.payload and b"in_call" in m.payload for m in ms), 10)
         # the daemon takes one line's commands in the order they were published: the flag
         # lands on the call in progress, before call_end closes it
-        col.client.publish(cmd, json.dumps({"op": "flag", "reason": "coaching", "by": "sup1"}),
+        col.client.publish(sup, json.dumps({"op": "flag", "reason": "coaching", "by": "sup1"}),
                            qos=1).wait_for_publish(5)
         col.client.publish(cmd, json.dumps({"op": "call_end", "call_id": "c-42"}), qos=1).wait_for_publish(5)
         col.wait_for(lambda ms: payloads(col, "line/101/state")[-1]["status"] == "idle", 10)

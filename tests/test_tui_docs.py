@@ -41,7 +41,7 @@ def test_readme_desk_client_prints_cues_and_acknowledges(tmp_path, mqtt_broker, 
     host, port = mqtt_broker
     site = f"t{uuid.uuid4().hex[:8]}"
     root = contract.root(site, "f1")
-    cmds = collector(host, port, f"{root}/line/+/cmd")
+    cmds = collector(host, port, f"{root}/line/+/cmd/agent")
     pub = cmds.client
     state = contract.line_state("42", "Alice Wong", "c-1", "in_call", contract.now_iso())
     pub.publish(f"{root}/{state.subtopic}", state.encode(), qos=1, retain=True).wait_for_publish(5)

@@ -71,7 +71,7 @@ def test_board_and_feed_follow_a_replayed_call_and_ack_reaches_the_broker(
     host, port = mqtt_broker
     cfg = tmp_path / "site.yaml"
     cfg.write_text(f"site: {site}\nfloor: f1\nbox: b1\n")
-    cmds = collector(host, port, f"callcue/v1/{site}/f1/line/+/cmd")
+    cmds = collector(host, port, f"callcue/v1/{site}/f1/line/+/cmd/+")
     alerts = collector(host, port, f"callcue/v1/{site}/f1/line/+/alert")
 
     async def scenario():
@@ -108,7 +108,7 @@ def test_board_and_feed_follow_a_replayed_call_and_ack_reaches_the_broker(
             got = cmds.wait_for(lambda ms: any(b"ack_alert" in m.payload for m in ms), 5)
             ack = json.loads(next(m for m in got if b"ack_alert" in m.payload).payload)
             assert ack == {"op": "ack_alert", "alert_id": talk[0]["id"], "by": "sup-pilot"}
-            assert got[0].topic == f"callcue/v1/{site}/f1/line/replay/cmd"
+            assert got[0].topic == f"callcue/v1/{site}/f1/line/replay/cmd/supervisor"
             await until(pilot, lambda: "✓ sup-pilot" in screen_text(app), 5, "ack mark in the feed")
             await until(pilot, lambda: "talk over" not in row_of(app, "replay"), 5, "row cleared")
             # the call has ended: a take-over flag is refused with a notice, nothing is sent
@@ -132,7 +132,7 @@ def test_live_daemon_call_updates_the_row_and_ack_and_flags_reach_the_daemon(
     cfg = default_config(site=site, lines=lines, data_dir=tmp_path / "data",
                          broker=BrokerConfig(url=f"mqtt://{host}:{port}"))
     daemon = Daemon(cfg)
-    cmds = collector(host, port, f"{cfg.topic_root}/line/+/cmd")
+    cmds = collector(host, port, f"{cfg.topic_root}/line/+/cmd/supervisor")
 
     async def scenario():
         app = SupervisorApp(broker_cfg(host, port), floor_filters(site, "f1", False), user="sup-live")
@@ -276,7 +276,7 @@ def test_all_floors_chinese_80x24_help_and_language_switch(private_broker):
 def test_agent_desk_shows_cues_with_article_text_and_acknowledges(mqtt_broker, collector, site):
     host, port = mqtt_broker
     root = contract.root(site, "f1")
-    cmds = collector(host, port, f"{root}/line/+/cmd")
+    cmds = collector(host, port, f"{root}/line/+/cmd/agent")
     other = contract.alert("8", "c8", "talk_over", "warning", "agent", 1.0, 2.0, "other line", {})
 
     async def scenario():

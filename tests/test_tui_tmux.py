@@ -65,7 +65,7 @@ lines:
     source: {{wav: {wav}, pace: realtime, loop: true}}
 """)
     alerts = collector(host, port, f"callcue/v1/{site}/f1/line/+/alert")
-    cmds = collector(host, port, f"callcue/v1/{site}/f1/line/+/cmd")
+    cmds = collector(host, port, f"callcue/v1/{site}/f1/line/+/cmd/supervisor")
     daemon = subprocess.Popen([sys.executable, "-m", "callcue.daemon.cli", "run", "--config", str(cfg)],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tmux = Tmux(f"callcue-test-{uuid.uuid4().hex[:8]}")

@@ -46,7 +46,7 @@ class AgentApp(LiveApp):
                  user: str | None = None, live: LiveFloor | None = None, min_interval: float = 0.05) -> None:
         live = live or LiveFloor()
         client = FeedClient(broker, line_filters(site, floor, line), live.on_message, lambda c, d: self._wake(),
-                            client_prefix="callcue-agent") if broker is not None else None
+                            client_prefix="callcue-agent", cmd_role="agent") if broker is not None else None
         super().__init__(client, live, lang=lang, user=user, min_interval=min_interval)
         self.key: LineKey = (site, floor, line)
         self.seen: set[str] = set()

@@ -227,6 +227,8 @@ class LiveApp(App):
         self.live = live
         self.live.listener = self._wake
         self.client = client
+        if client is not None:
+            client.on_refused = self._cmd_refused
         self.on_painted = on_painted
         self.min_interval = min_interval
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -296,6 +298,11 @@ class LiveApp(App):
             self.notify(t("not_connected", self.lang), severity="error")
             return False
         return True
+
+    def _cmd_refused(self, reason: str) -> None:
+        """From paho's thread: the broker's ACL refused a command (this user may not send it)."""
+        self.notify(t("cmd_refused", self.lang, reason=reason, user=self.client.broker.username or "-"),
+                    severity="error")
 
     def mark_acked(self, alert: Alert) -> Callable[[], None]:
         def done() -> None:

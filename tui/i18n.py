@@ -89,6 +89,8 @@ TEXT: dict[str, dict[str, str]] = {
     "flag_sent": {"en": "Line {line}: call flagged for {reason}", "zh": "线路 {line}: 已标记{reason}"},
     "no_call_to_flag": {"en": "Line {line} has no call to flag", "zh": "线路 {line} 没有可标记的通话"},
     "not_connected": {"en": "Not connected to the broker: nothing was sent", "zh": "未连接消息服务器: 未发送"},
+    "cmd_refused": {"en": "The broker refused the command ({reason}): user {user} may not send it here",
+                    "zh": "消息服务器拒绝了该指令 ({reason}): 用户 {user} 无此权限"},
     "confirm_takeover": {"en": "Flag line {line} (call {call}) for TAKE-OVER now? y / n",
                          "zh": "标记线路 {line} (通话 {call}) 需要立即接管? y / n"},
     "help_title": {"en": "Keys", "zh": "快捷键"},

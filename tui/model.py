@@ -15,8 +15,9 @@ Derived quantities (the daemon publishes no direct signal for them):
   scored by how far over the thresholds its evidence is (pitch rise and loudness rise),
   decaying with a half-life of MOOD_HALF_LIFE_S.
 - **call duration**: from the `since` of the first `in_call` state of that call id.
-- **acknowledged**: an `ack_alert` command seen on any line's `cmd` topic, from this
-  terminal or another one, so supervisors see each other's acknowledgements.
+- **acknowledged**: an `ack_alert` command seen on any line's `cmd/{role}` topic (or the
+  legacy `cmd`), from this terminal or another one, so supervisors see each other's
+  acknowledgements; an op the role may not send (contract.ROLE_OPS) is ignored, as the box does.
 
 Everything is bounded: per-floor alert feed, per-call transcript and suggestions,
 calls remembered per line, alert ids for de-duplication (QoS 1 is at-least-once).
@@ -30,6 +31,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from callcue.daemon.contract import ROLE_OPS
 
 SPEAKING_WINDOW_S = 2.0
 SILENCE_SHOW_S = 15.0
@@ -265,7 +268,13 @@ class FloorModel:
             if kind == "box" and len(parts) == 7:
                 self._box(site, floor, parts[5], parts[6], payload)
                 return None
-            if kind != "line" or len(parts) != 7:
+            role = None
+            if kind == "line" and len(parts) == 8 and parts[6] == "cmd":
+                # line/{line}/cmd/{role}: only the ops that role may send count (as the box applies them)
+                role = parts[7]
+                if role not in ROLE_OPS:
+                    return None
+            elif kind != "line" or len(parts) != 7:
                 return None
             key = (site, floor, parts[5])
             what = parts[6]
@@ -275,6 +284,8 @@ class FloorModel:
             body = json.loads(payload)
             if not isinstance(body, dict):
                 raise ValueError(f"payload is a JSON {type(body).__name__}, not an object")
+            if role is not None and body.get("op") not in ROLE_OPS[role]:
+                return None      # refused by the box too; a supervisor must not see it as done
             new = key not in self.lines
             line = self._line(key)
             try:

@@ -21,7 +21,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from callcue.daemon import contract
-from callcue.daemon.bus.client import set_nodelay
+from callcue.daemon.bus import tls
+from callcue.daemon.bus.client import BrokerAddress, set_nodelay
 from callcue.daemon.config import BrokerConfig
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,15 @@ class FeedClient:
     """
 
     def __init__(self, broker: BrokerConfig, filters: list[str], on_message: OnMessage,
-                 on_status: OnStatus | None = None, client_prefix: str = "callcue-tui"):
+                 on_status: OnStatus | None = None, client_prefix: str = "callcue-tui",
+                 cmd_role: str = "supervisor"):
+        assert cmd_role in contract.CMD_ROLES, cmd_role
         self.broker = broker
+        self.cmd_role = cmd_role        # commands go to line/{line}/cmd/{cmd_role}; the broker's ACL checks it
+        self.refused = 0                # commands the broker refused (PUBACK "not authorised")
+        self.on_refused: Callable[[str], None] | None = None   # told why, on paho's thread
+        self._connack = False           # the broker accepted this connection (paho's thread only)
+        self._refused_connack = False
         self.filters = list(filters)
         self.on_message = on_message
         self.on_status = on_status
@@ -79,11 +87,12 @@ class FeedClient:
         self._early: set[int] = set()
         self._pending_subs: set[int] = set()   # SUBACKs still due; only paho's network thread touches it
         client_id = f"{client_prefix}-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        if broker.username is not None:
-            c.username_pw_set(broker.username, broker.password)
+        self._address = BrokerAddress.of(broker)   # the password of a credentials_file, TLS files
+        c = tls.DiagClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if self._address.username is not None:
+            c.username_pw_set(self._address.username, self._address.password)
         if broker.tls:
-            c.tls_set(ca_certs=str(broker.ca_file) if broker.ca_file else None)
+            tls.configure_tls(c, broker.ca_file, broker.certfile, broker.keyfile)
         c.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         c.max_queued_messages_set(100)    # commands issued while a publish is in flight; bounded
         c.on_connect = self._on_connect
@@ -114,11 +123,12 @@ class FeedClient:
     # ---------------------------------------------------------------- commands
     def publish_cmd(self, site: str, floor: str, line: str, body: dict[str, Any],
                     on_acked: Callable[[], None] | None = None) -> bool:
-        """Publish a command on line/{line}/cmd at QoS 1. False (nothing sent) when disconnected,
-        so the caller can tell the user instead of queueing a stale acknowledgement."""
+        """Publish a command on line/{line}/cmd/{cmd_role} at QoS 1. False (nothing sent) when
+        disconnected, so the caller can tell the user instead of queueing a stale acknowledgement.
+        `on_acked` runs on the broker's PUBACK, not when the broker refuses the command."""
         if not self.connected:
             return False
-        topic = f"{contract.root(site, floor)}/line/{line}/cmd"
+        topic = f"{contract.root(site, floor)}/{contract.cmd_topic(line, self.cmd_role)}"
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         # not under self._lock: paho runs on_publish holding its own lock (lock order)
         info = self._client.publish(topic, payload, qos=1)
@@ -150,8 +160,14 @@ class FeedClient:
     def _on_connect(self, client, userdata, flags, reason, props) -> None:
         if reason.is_failure:
             self.failures += 1
-            self._set(False, f"refused: {reason}")
+            why = tls.refused(reason, host=self.broker.host, port=self.broker.port, username=self._address.username)
+            if why != self.status_detail:
+                log.error("%s", why)
+            self._refused_connack = True
+            self._set(False, why)
             return
+        client.last_error = None
+        self._connack = True
         self.connects += 1
         set_nodelay(client)
         # "connected" only once the broker has acknowledged every subscription: before that,
@@ -177,14 +193,39 @@ class FeedClient:
         if not self._pending_subs:
             self._set(True, "connected")
 
-    def _on_connect_fail(self, client, userdata) -> None:
+    def _failed(self, client) -> None:
+        """A connection attempt that ended before the broker accepted it: say why (TLS trust,
+        client certificate, nothing listening), logged once per distinct reason."""
         self.failures += 1
-        self._set(False, f"cannot reach {self.broker.host}:{self.broker.port}")
+        why = self._address.describe_failure(client.last_error)
+        client.last_error = None
+        if why != self.status_detail:
+            log.log(logging.ERROR if why.startswith("TLS") else logging.WARNING, "%s", why)
+        self._set(False, why)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._failed(client)
 
     def _on_disconnect(self, client, userdata, flags, reason, props) -> None:
-        self._set(False, f"disconnected ({reason})")
+        if self._refused_connack:
+            self._refused_connack = False      # on_connect has said why
+        elif not self._connack:
+            self._failed(client)               # dropped before the broker's CONNACK
+        else:
+            self._set(False, f"disconnected ({reason})")
+        self._connack = False
 
     def _on_publish(self, client, userdata, mid, reason, props) -> None:
+        if reason is not None and reason.is_failure:
+            # MQTT 5: the broker took the PUBLISH but its ACL refused it (e.g. a role's topic)
+            with self._lock:
+                self._acked.pop(mid, None)
+                self.refused += 1
+            log.error("broker %s:%d refused a command as %s: %s", self.broker.host, self.broker.port,
+                      self._address.username or "anonymous", reason)
+            if self.on_refused is not None:
+                self.on_refused(str(reason))
+            return
         with self._lock:
             cb = self._acked.pop(mid, None)
             if cb is None:
@@ -202,10 +243,13 @@ class FeedClient:
 
 
 def parse_broker(url: str, username: str | None = None, password: str | None = None,
-                 ca_file: str | None = None) -> BrokerConfig:
+                 ca_file: str | None = None, certfile: str | None = None, keyfile: str | None = None,
+                 credentials_file: str | None = None) -> BrokerConfig:
     """BrokerConfig from the command line; ValueError with the reason when the URL is wrong."""
     from pydantic import ValidationError
     try:
-        return BrokerConfig(url=url, username=username, password=password, ca_file=ca_file, keepalive_s=10)
+        return BrokerConfig(url=url, username=username, password=None if credentials_file else password,
+                            ca_file=ca_file, certfile=certfile, keyfile=keyfile,
+                            credentials_file=credentials_file, keepalive_s=10)
     except ValidationError as exc:
         raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import paho.mqtt.client as mqtt
 
 from .. import contract
+from . import tls
 from .outbox import DEFAULT_MAX_ROWS, Outbox
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,28 @@ class BrokerAddress:
     tls: bool = False
     keepalive: int = 30
     ca_file: Path | None = None
+    certfile: Path | None = None    # client certificate (and keyfile) for brokers that ask for one
+    keyfile: Path | None = None
 
     @classmethod
     def of(cls, broker: Any) -> "BrokerAddress":
         if isinstance(broker, cls):
             return broker
         keepalive = getattr(broker, "keepalive", None) or getattr(broker, "keepalive_s", 30)
-        return cls(host=broker.host, port=broker.port, username=getattr(broker, "username", None),
-                   password=getattr(broker, "password", None), tls=bool(getattr(broker, "tls", False)),
-                   keepalive=int(keepalive), ca_file=getattr(broker, "ca_file", None))
+        username = getattr(broker, "username", None)
+        password = getattr(broker, "password", None)
+        creds = getattr(broker, "credentials_file", None)
+        if creds is not None and password is None:
+            from .acl import password_of
+            password = password_of(creds, username)
+        return cls(host=broker.host, port=broker.port, username=username,
+                   password=password, tls=bool(getattr(broker, "tls", False)),
+                   keepalive=int(keepalive), ca_file=getattr(broker, "ca_file", None),
+                   certfile=getattr(broker, "certfile", None), keyfile=getattr(broker, "keyfile", None))
+
+    def describe_failure(self, error) -> str:
+        return tls.explain(error, host=self.host, port=self.port, tls=self.tls, certfile=self.certfile,
+                           ca_file=self.ca_file)
 
 
 def set_nodelay(client: mqtt.Client) -> None:
@@ -104,12 +118,12 @@ class Bus:
         self._started = False
         self._sender: threading.Thread | None = None
 
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
-                        protocol=mqtt.MQTTv311)
+        c = tls.DiagClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+                           protocol=mqtt.MQTTv311)
         if self.broker.username is not None:
             c.username_pw_set(self.broker.username, self.broker.password)
         if self.broker.tls:
-            c.tls_set(ca_certs=str(self.broker.ca_file) if self.broker.ca_file else None)
+            tls.configure_tls(c, self.broker.ca_file, self.broker.certfile, self.broker.keyfile)
         c.will_set(self._status_topic, "offline", qos=1, retain=True)
         c.reconnect_delay_set(self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
         c.max_inflight_messages_set(0)  # our window bounds it; paho must not hold a second queue
@@ -119,7 +133,8 @@ class Bus:
         c.on_publish = self._on_publish
         c.on_message = self._on_message
         self._client = c
-        self._fail_logged = False
+        self._fail_logged: str | None = None   # the failure last logged; logged again only when it changes
+        self._refused = False
 
     # -- public API ---------------------------------------------------------------
 
@@ -281,8 +296,9 @@ class Bus:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("bus: broker %s:%d refused the connection: %s", self.broker.host, self.broker.port,
-                      reason_code)
+            self._refused = True    # the disconnect that follows needs no second log line
+            self._log_failure(tls.refused(reason_code, host=self.broker.host, port=self.broker.port,
+                                          username=self.broker.username))
             return
         try:
             set_nodelay(client)
@@ -295,7 +311,8 @@ class Bus:
                     self._connects += 1
                 self._sent_upto = 0
                 self._connected = True
-                self._fail_logged = False
+                self._fail_logged = None
+                client.last_error = None
                 for full, _ in self._subs:
                     client.subscribe(full, qos=1)
             self._publish_status(online=True)
@@ -305,17 +322,30 @@ class Bus:
             log.exception("bus: setting up the connection failed")
         self._wake.set()
 
+    def _log_failure(self, why: str) -> None:
+        """A failed connection attempt: logged when its reason is new (TLS and refusals as errors)."""
+        if why == self._fail_logged or self._stopping.is_set():
+            return
+        self._fail_logged = why
+        level = logging.WARNING if why.startswith("cannot reach") else logging.ERROR
+        log.log(level, "bus: %s; retrying every %d-%d s, QoS 1 messages wait in the outbox",
+                why, self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
+
     def _on_connect_fail(self, client, userdata) -> None:
-        if not self._fail_logged:
-            log.warning("bus: cannot reach broker %s:%d; retrying every %d-%d s, QoS 1 messages wait in the outbox",
-                        self.broker.host, self.broker.port, self.RECONNECT_MIN_S, self.RECONNECT_MAX_S)
-            self._fail_logged = True
+        self._log_failure(self.broker.describe_failure(client.last_error))
+        client.last_error = None
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self._connected
         self._connected = False
         if was and not self._stopping.is_set():
             log.warning("bus: lost broker %s:%d (%s); reconnecting", self.broker.host, self.broker.port, reason_code)
+        elif self._refused:
+            self._refused = False
+        elif not was and not flags.is_disconnect_packet_from_server:
+            # dropped after TCP/TLS but before CONNACK: e.g. a client certificate the broker refused
+            self._log_failure(self.broker.describe_failure(client.last_error))
+            client.last_error = None
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         try:

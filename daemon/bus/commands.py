@@ -1,7 +1,9 @@
-"""Inbound commands on ``line/{line}/cmd`` (MQTT contract v1), validated.
+"""Inbound commands on ``line/{line}/cmd/{role}`` (MQTT contract v1), validated.
 
 Commands come from CTI integrations and supervisor terminals we do not control, so
-every rejection names what is wrong; the daemon logs it and keeps running.
+every rejection names what is wrong; the daemon logs it and keeps running. The role
+is the last topic level: the broker's ACL lets only that role publish there (see
+`callcue acl`), and a role may send only its own ops (contract.ROLE_OPS).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from .. import contract
 from ..schema import Strict
 
 MAX_PAYLOAD = 64 * 1024  # a command is a few hundred bytes; anything bigger is a mistake or abuse
@@ -19,6 +22,29 @@ Id = Annotated[str, Field(min_length=1, max_length=128)]
 
 class CommandError(ValueError):
     """A command payload was rejected; the message says why."""
+
+
+class RoleError(CommandError):
+    """A well-formed command whose op its sender's role may not send (or a topic no role has)."""
+
+
+def split_cmd_topic(subtopic: str) -> tuple[str, str | None]:
+    """``line/{line}/cmd/{role}`` -> (line, role); the legacy ``line/{line}/cmd`` -> (line, None).
+    Anything else gives line "?" (no line has that id)."""
+    parts = subtopic.split("/")
+    if len(parts) in (3, 4) and parts[0] == "line" and parts[2] == "cmd":
+        return parts[1], (parts[3] if len(parts) == 4 else None)
+    return "?", None
+
+
+def legacy_cmd_accepted(cfg) -> bool:
+    """Whether the role-less ``line/{line}/cmd`` is taken (with every op): only when the site
+    says so (`broker.legacy_cmd_topic`), or on the embedded broker bound to loopback without
+    users (the single-box demo), where any local client may publish as any role anyway."""
+    if cfg.broker is not None:
+        return bool(cfg.broker.legacy_cmd_topic)
+    emb = cfg.embedded_broker
+    return emb.acl_dir is None and emb.loopback
 
 
 class _Cmd(Strict):  # unknown fields are errors and values frozen, as in every validated file
@@ -86,9 +112,15 @@ def _describe(err: dict) -> str:
     return f"field {field!r}: {err['msg']} (got {got if len(got) <= 60 else got[:57] + '...'})"
 
 
-def parse_command(line: str, payload: bytes) -> Command:
-    """Validate one ``line/{line}/cmd`` payload, or raise CommandError saying what is wrong."""
-    where = f"command on line {line!r}"
+def parse_command(line: str, payload: bytes, role: str | None = None, *, legacy_ok: bool = True) -> Command:
+    """Validate one command payload sent by ``role`` (None: the legacy role-less topic), or
+    raise CommandError saying what is wrong (RoleError: the role may not send it)."""
+    where = f"command on line {line!r}" + (f" from {role!r}" if role is not None else "")
+    if role is None and not legacy_ok:
+        raise RoleError(f"{where}: line/{line}/cmd (without a role) is not accepted on this box; publish on "
+                        f"line/{line}/cmd/{{{'|'.join(contract.CMD_ROLES)}}} (or set broker.legacy_cmd_topic)")
+    if role is not None and role not in contract.ROLE_OPS:
+        raise RoleError(f"{where}: no such role (the roles are {', '.join(contract.CMD_ROLES)})")
     if len(payload) > MAX_PAYLOAD:
         raise CommandError(f"{where}: payload is {len(payload)} bytes, more than the {MAX_PAYLOAD} allowed")
     try:
@@ -105,6 +137,9 @@ def parse_command(line: str, payload: bytes) -> Command:
         raise CommandError(f"{where}: missing field 'op' (one of {', '.join(OPS)})")
     if obj["op"] not in OPS:
         raise CommandError(f"{where}: unknown op {obj['op']!r} (expected one of {', '.join(OPS)})")
+    allowed = contract.ROLE_OPS[role] if role is not None else contract.LEGACY_CMD_OPS
+    if obj["op"] not in allowed:
+        raise RoleError(f"{where}: op {obj['op']!r} may not be sent by this role (it may send {', '.join(allowed)})")
     try:
         return _ADAPTER.validate_python(obj)
     except ValidationError as exc:

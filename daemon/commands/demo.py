@@ -18,6 +18,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from .. import contract
 from ..bus.broker import free_port, port_is_open
 from ..config import LineConfig, SourceConfig, default_config
 
@@ -97,7 +98,7 @@ def wav_duration(path: Path) -> float:
 def simulate_cti(client: mqtt.Client, root: str, lines: list[LineConfig], durations: dict[str, float],
                  done: threading.Event, languages: dict[str, str | None]) -> None:
     """Plays the PBX: call_start when a demo call's recording (re)starts, call_end at its end,
-    through the real `cmd` topics. The looping WAV lines start with the daemon."""
+    through the real `cmd/cti` topics. The looping WAV lines start with the daemon."""
     start = time.monotonic()
     n: dict[str, int] = {line.id: 0 for line in lines}
     pending_end: dict[str, float] = {}
@@ -106,14 +107,14 @@ def simulate_cti(client: mqtt.Client, root: str, lines: list[LineConfig], durati
         for line in lines:
             dur = durations[line.id]
             if line.id in pending_end and now >= pending_end[line.id]:
-                client.publish(f"{root}/line/{line.id}/cmd", json.dumps({"op": "call_end"}), qos=1)
+                client.publish(f"{root}/{contract.cmd_topic(line.id, 'cti')}", json.dumps({"op": "call_end"}), qos=1)
                 del pending_end[line.id]
             if now >= n[line.id] * dur:
                 call_id = f"{line.id}-{n[line.id] + 1:04d}"
                 start_cmd = {"op": "call_start", "call_id": call_id, "agent": line.agent}
                 if languages.get(line.id):    # the IVR's language menu, as a PBX would pass it on
                     start_cmd["ivr"] = {"lang": languages[line.id]}
-                client.publish(f"{root}/line/{line.id}/cmd", json.dumps(start_cmd), qos=1)
+                client.publish(f"{root}/{contract.cmd_topic(line.id, 'cti')}", json.dumps(start_cmd), qos=1)
                 n[line.id] += 1
                 pending_end[line.id] = n[line.id] * dur - 0.2
         done.wait(0.1)
