@@ -62,6 +62,7 @@ class Content:
     offers: CompiledOffers
     kb: object | None                     # knowledge.KnowledgeBase
     index: PhraseIndex | None = None      # every rule, step, intent and offer phrase, for one pass per final
+    aftercall: object | None = None       # aftercall.AfterCall: ticket, summary and scorecard at call end
     signature: tuple = ()
     loaded_at: float = field(default_factory=time.time)
 
@@ -98,7 +99,10 @@ def load_content(root: str | Path, encoder: CachedEncoder | None, grace_s: float
     flows = [CompiledFlow(f, embed) for f in pack.flows]
     offers = CompiledOffers(pack.offers)
     index = PhraseIndex([*rules.entries(), *(e for f in flows for e in f.entries()), *offers.entries()])
-    return Content(pack, rules, flows, offers, kb, index, sig)
+    if kb is not None and pack.tickets is not None:
+        pack.tickets.check_topics(set(kb.topics))
+    from ..aftercall.finish import AfterCall
+    return Content(pack, rules, flows, offers, kb, index, signature=sig, aftercall=AfterCall(pack))
 
 
 class PackWatcher:

@@ -6,6 +6,8 @@ A content pack is a folder:
     flows/*.yaml        guided call flows (one flow per file)
     offers/*.yaml       offers / upsells (one offer per file)
     knowledge/*.md      knowledge articles (see knowledge.py)
+    tickets/*.yaml      ticket templates filled after the call (aftercall/forms.py)
+    qa.yaml             the QA form every call is scored on (aftercall/forms.py)
 
 Every file is validated here (pydantic, extra fields refused); a mistake is reported as
 ``file:line: field: problem`` and the pack is refused as a whole, so a half-edited pack
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -198,6 +200,8 @@ class ContentPack(BaseModel):
     rules: RulePack
     flows: list[Flow]
     offers: list[Offer]
+    tickets: Any = None         # aftercall.forms.TicketSet: tickets/*.yaml, `extends` applied
+    qa: Any = None              # aftercall.forms.QaForm: qa.yaml, or None
 
 
 def _load_dir(folder: Path, model: type, what: str) -> list:
@@ -222,8 +226,13 @@ def load_pack(root: str | Path) -> ContentPack:
         raise ConfigError(f"{root}: content pack folder not found")
     rules_path = root / "rules.yaml"
     rules = load_model(rules_path, RulePack) if rules_path.exists() else RulePack(name=root.name)
-    return ContentPack(root=root, rules=rules, flows=_load_dir(root / "flows", Flow, "flow"),
-                       offers=_load_dir(root / "offers", Offer, "offer"))
+    flows = _load_dir(root / "flows", Flow, "flow")
+    offers = _load_dir(root / "offers", Offer, "offer")
+    # after-call files (ticket templates, QA form) name flows, offers and required phrases
+    from ..aftercall.forms import load_qa, load_tickets
+    return ContentPack(root=root, rules=rules, flows=flows, offers=offers,
+                       tickets=load_tickets(root / "tickets", flows, offers),
+                       qa=load_qa(root / "qa.yaml", rules, flows))
 
 
 def default_pack_dir() -> Path:

@@ -1,0 +1,545 @@
+"""Ticket fields from what was said (both channels, unredacted) and what the call did.
+
+A value is found, not guessed. Numbers (ids, phones), amounts and dates are read back
+from every way they are said or written (numbers.py, dates.py) and belong to a field
+only when one of the field's cue phrases is next to them: before them in the same
+utterance ("the policy is H M 5 5 3 0 2"), right after them ("... that's my policy
+number"), or in the other side's question just before ("can I have your policy
+number?"). When several fields' cues (or a `not_cues` phrase) are near one value, the
+nearest wins. The speaker who usually states the field (customer for a policy number)
+adds confidence, the other side's read-back of the same value adds more, a correction
+("sorry, I mean ...") makes the later value win. Enum fields add up evidence for each
+option: the flow branch, IVR intent, steps done, articles pushed, offers made and the
+options' phrases. Anything below the field's `min_confidence` stays empty.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable
+
+from ..assist.match import Heard, PhraseSet
+from ..assist.numbers import Amount, DigitRun, amounts, digit_runs
+from .dates import DateHit, find_dates
+from .forms import TicketField, TicketTemplate, phrases_of, text_in
+from .record import CallRecord, Utterance
+
+# cue strength -> confidence: 0.45 + 0.35 * strength, then speaker, read-back, corrections
+CUE_NEAR_UNITS = 6          # a cue this close before a value is as strong as it gets
+CUE_FAR_UNITS = 16          # ... farther than this it does not count
+ASKED_BACK = 2              # a question this many utterances back may ask for the value
+READBACK_WINDOW = 4         # utterances either side where the other side's repeat confirms
+_COMMON_PREFIX = {"I", "A", "OK", "AND", "SO", "NO", "YES", "THE"}
+_CORRECTION = re.compile(r"(?<![a-z])(sorry|i mean|actually|correction|i meant|let me correct)(?![a-z])|不对|说错|应该是|更正|我是说",
+                         re.I)
+_AFFIRM = re.compile(r"^\W*(yes|yeah|yep|correct|that'?s (right|correct|it)|right|exactly|对|是的|没错|对的|嗯|是)", re.I)
+_SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]*")
+_CLAUSE = re.compile(r"[^,;，；]+[,;，；]*")
+_LEAD_FILLER = re.compile(r"^\s*(?:(?:okay|ok|alright|all right|right|perfect|great|sure|so|and|well|yes|no|also|then|"
+                          r"好的|好|嗯|那|行|对|那么|然后|另外)[\s,，.。!！]+)+", re.I)
+
+
+@dataclass
+class Said:
+    """One utterance with what it holds, computed on first use."""
+
+    i: int
+    u: Utterance
+    _runs: list[DigitRun] | None = None
+    _amounts: list[Amount] | None = None
+    _dates: dict[str, list[DateHit]] = field(default_factory=dict)
+    _heard: Heard | None = None
+
+    @property
+    def heard(self) -> Heard:
+        if self._heard is None:
+            self._heard = Heard.of(self.u.text)
+        return self._heard
+
+    def runs(self) -> list[DigitRun]:
+        if self._runs is None:
+            self._runs = digit_runs(self.u.text, 4)
+        return self._runs
+
+    def amounts(self) -> list[Amount]:
+        if self._amounts is None:
+            self._amounts = amounts(self.u.text)
+        return self._amounts
+
+    def dates(self, today: date, tense: str) -> list[DateHit]:
+        if tense not in self._dates:
+            self._dates[tense] = find_dates(self.u.text, today, tense)   # type: ignore[arg-type]
+        return self._dates[tense]
+
+
+@dataclass
+class Mention:
+    """A value said once, for one field."""
+
+    value: Any
+    key: str                    # values with the same key are the same value
+    said: Said
+    start: int
+    end: int
+    strength: float             # cue strength 0..1
+    how: str                    # before | after | asked | shape
+    confidence: float = 0.0
+
+
+@dataclass
+class FieldValue:
+    value: Any = None
+    evidence: str | None = None
+    t: float | None = None
+    confidence: float = 0.0
+    speaker: str | None = None
+    due: str | None = None           # promise fields: by when (ISO date)
+
+    def payload(self) -> dict[str, Any]:
+        out = {"value": self.value, "evidence": self.evidence, "t": None if self.t is None else round(self.t, 2),
+               "confidence": round(self.confidence, 2), "speaker": self.speaker}
+        if self.due is not None:
+            out["due"] = self.due
+        return out
+
+
+def _phrase_set(phrases: list[str]) -> PhraseSet[str] | None:
+    return PhraseSet((p, p) for p in phrases) if phrases else None
+
+
+class CompiledField:
+    def __init__(self, f: TicketField):
+        self.f = f
+        self.cues = _phrase_set(phrases_of(f.cues))
+        self.not_cues = _phrase_set(phrases_of(f.not_cues))
+        self.pattern = re.compile(f.pattern) if f.pattern else None
+        self.options = [(o, _phrase_set(phrases_of(o.phrases))) for o in f.options]
+
+    @property
+    def family(self) -> str:
+        """Values of one family compete for cues (a policy number vs a claim number)."""
+        return {"id": "digits", "phone": "digits", "number": "digits"}.get(self.f.type, self.f.type)
+
+
+class CompiledTemplate:
+    def __init__(self, t: TicketTemplate):
+        self.t = t
+        self.fields = [CompiledField(f) for f in t.fields]
+
+
+# ---------------- cue distance ----------------
+
+def _cue_before(ps: PhraseSet | None, text: str) -> int | None:
+    """Units between the last cue in `text` and its end (None: no cue)."""
+    if ps is None or not text.strip():
+        return None
+    h = Heard.of(text)
+    found = ps.find(h)
+    if not found:
+        return None
+    return min(len(h.units) - (f.start + f.length) for f in found)
+
+
+def _cue_after(ps: PhraseSet | None, text: str) -> int | None:
+    if ps is None or not text.strip():
+        return None
+    found = ps.find(text)
+    return min(f.start for f in found) if found else None
+
+
+def _strength_before(d: int | None) -> float:
+    if d is None or d > CUE_FAR_UNITS:
+        return 0.0
+    return 1.0 if d <= CUE_NEAR_UNITS else 0.7
+
+
+def _strength_after(d: int | None) -> float:
+    if d is None or d > CUE_NEAR_UNITS:
+        return 0.0
+    return 0.7
+
+
+# ---------------- the extractor ----------------
+
+class Extraction:
+    """One call's ticket: run `fill()`; `values` holds a FieldValue per field."""
+
+    def __init__(self, ct: CompiledTemplate, record: CallRecord, redact: Callable[[str], str], lang: str | None):
+        self.ct = ct
+        self.record = record
+        self.redact = redact
+        self.lang = lang
+        self.today = record.call_date
+        self.said = [Said(i, u) for i, u in enumerate(sorted(record.utterances, key=lambda u: (u.t_start, u.t_end)))]
+        self.values: dict[str, FieldValue] = {}
+
+    # -- values said --
+    def _candidates(self, cf: CompiledField, s: Said) -> list[tuple[Any, str, int, int]]:
+        """(value, key, start, end) of values of the field's type in one utterance."""
+        f = cf.f
+        out = []
+        if f.type in ("id", "phone", "number"):
+            lo, hi = f.digits or ((7, 15) if f.type == "phone" else (4, 20))
+            blocked = [(a.start, a.end) for a in s.amounts()]
+            for r in s.runs():
+                if any(a < r.end and r.start < b for a, b in blocked):
+                    continue
+                if not lo <= len(r.digits) <= hi:
+                    continue
+                if f.type == "id":
+                    code = self._id_code(cf, r)
+                    if code is None:
+                        continue
+                    out.append((code, r.digits, r.prefix_start if r.prefix and code.startswith(r.prefix) else r.start,
+                                r.end))
+                elif f.type == "phone":
+                    out.append((r.digits, r.digits, r.start, r.end))
+                else:
+                    out.append((int(r.digits), r.digits, r.start, r.end))
+        elif f.type == "money":
+            for a in s.amounts():
+                v = int(a.value) if float(a.value).is_integer() else round(a.value, 2)
+                out.append((v, str(v), a.start, a.end))
+        elif f.type == "date":
+            for h in s.dates(self.today, f.tense):
+                if h.kind != "day":
+                    continue
+                # an incident is not years ago, a promise not a year ahead
+                if (self.today - h.value).days > 3 * 366 or (h.value - self.today).days > 366:
+                    continue
+                out.append((h.value.isoformat(), h.value.isoformat(), h.start, h.end))
+        return out
+
+    def _id_code(self, cf: CompiledField, r: DigitRun) -> str | None:
+        pat = cf.pattern
+        if pat is None:
+            return r.code if r.prefix and r.prefix not in _COMMON_PREFIX else r.digits
+        if r.prefix and pat.fullmatch(r.code):
+            return r.code
+        if (not r.prefix or r.prefix in _COMMON_PREFIX) and pat.fullmatch(r.digits):
+            return r.digits
+        return None
+
+    def _strength(self, cf: CompiledField, s: Said, start: int, end: int, seg_a: int, seg_b: int,
+                  asked: bool) -> tuple[float, str]:
+        text = s.u.text
+        before = _cue_before(cf.cues, text[seg_a:start])
+        after = _cue_after(cf.cues, text[end:seg_b])
+        not_before = _cue_before(cf.not_cues, text[seg_a:start])
+        not_after = _cue_after(cf.not_cues, text[end:seg_b])
+        sb, sa = _strength_before(before), _strength_after(after)
+        # a not-cue nearer than the cue: the value is something else's
+        if not_before is not None and (before is None or not_before < before) and not_before <= CUE_FAR_UNITS:
+            sb = 0.0
+        if not_after is not None and (after is None or not_after < after) and not_after <= CUE_NEAR_UNITS:
+            sa = 0.0
+        if not_before is not None and not_before <= 3 and sb < 1.0:
+            return 0.0, "not"
+        best, how = max((sb, "before"), (sa, "after"))
+        if best == 0.0 and asked:
+            return 0.75, "asked"
+        return best, how
+
+    def _asked(self, cf: CompiledField, s: Said) -> bool:
+        """The other side asked for this field just before (its cue in their last words)."""
+        if cf.cues is None:
+            return False
+        for back in range(1, ASKED_BACK + 1):
+            j = s.i - back
+            if j < 0:
+                break
+            prev = self.said[j]
+            if prev.u.speaker == s.u.speaker:
+                continue
+            hits = cf.cues.find(prev.heard)
+            if hits:
+                # the last thing asked: a not-cue after the cue takes it away ("... and your date of birth?")
+                return True
+            break
+        return False
+
+    def _said_field(self, cf: CompiledField, others: list[CompiledField]) -> FieldValue:
+        f = cf.f
+        mentions: list[Mention] = []
+        for s in self.said:
+            cands = self._candidates(cf, s)
+            if not cands:
+                continue
+            asked = self._asked(cf, s)
+            # segment bounds: a cue belongs to the nearest value of the same family
+            spans = sorted({(a, b) for o in [cf, *others] if o.family == cf.family
+                            for _, _, a, b in self._candidates(o, s)})
+            for k, (value, key, a, b) in enumerate(cands):
+                seg_a = max((e for (x, e) in spans if e <= a), default=0)
+                seg_b = min((x for (x, e) in spans if x >= b), default=len(s.u.text))
+                first = all(x >= a for (x, _) in spans)
+                st, how = self._strength(cf, s, a, b, seg_a, seg_b, asked and first)
+                if how == "not":
+                    continue
+                if st == 0.0:
+                    st, how = (0.3 if cf.pattern is not None and re.search(r"[A-Z]", str(value)) else 0.0), "shape"
+                # another field's cue nearer: it is theirs
+                if st > 0 and self._claimed_by_other(cf, others, s, a, b, seg_a, seg_b, st, asked and first):
+                    continue
+                if st > 0:
+                    mentions.append(Mention(value, key, s, a, b, st, how))
+        if not mentions:
+            return FieldValue()
+        return self._decide(cf, mentions)
+
+    def _claimed_by_other(self, cf, others, s, a, b, seg_a, seg_b, st, asked) -> bool:
+        for o in others:
+            if o is cf or o.family != cf.family or o.cues is None:
+                continue
+            if not any(x == a and y == b for _, _, x, y in self._candidates(o, s)):
+                # the other field can not hold this value: its cue may still be nearer ("claim number" before C77140)
+                pass
+            ost, ohow = self._strength(o, s, a, b, seg_a, seg_b, asked and self._asked(o, s))
+            if ost > st or (ost == st and ohow == "before" and self._nearer(o, cf, s.u.text[seg_a:a])):
+                return True
+        return False
+
+    @staticmethod
+    def _nearer(o: CompiledField, cf: CompiledField, before: str) -> bool:
+        do, dc = _cue_before(o.cues, before), _cue_before(cf.cues, before)
+        return do is not None and (dc is None or do < dc)
+
+    def _decide(self, cf: CompiledField, mentions: list[Mention]) -> FieldValue:
+        f = cf.f
+        for m in mentions:
+            c = 0.45 + 0.35 * m.strength if m.how != "shape" else 0.45
+            if f.speaker != "any":
+                c += 0.1 if m.said.u.speaker == f.speaker else -0.1
+            if _CORRECTION.search(m.said.u.text[:m.start]):
+                c += 0.1
+            m.confidence = c
+        # the same value said by the other side (read-back) confirms it
+        by_key: dict[str, list[Mention]] = {}
+        for m in mentions:
+            by_key.setdefault(m.key, []).append(m)
+        scored = []
+        for key, ms in by_key.items():
+            best = max(ms, key=lambda m: (m.confidence, m.said.i))
+            conf = best.confidence + 0.03 * (len(ms) - 1)
+            note = ""
+            if self._read_back(cf, best):
+                conf += 0.15
+                note = "read back"
+            elif best.said.u.speaker != f.speaker and f.speaker != "any" and self._affirmed(best):
+                conf += 0.1
+                note = "confirmed"
+            scored.append((min(conf, 0.99), best, note))
+        scored.sort(key=lambda x: (x[0], x[1].said.i), reverse=True)
+        conf, best, note = scored[0]
+        if len(scored) > 1:
+            # a correction later in the call wins over what it corrects
+            later = [x for x in scored[1:] if x[1].said.i > best.said.i and _CORRECTION.search(x[1].said.u.text)]
+            if later and later[0][0] >= conf - 0.15:
+                conf, best, note = later[0]
+            elif scored[1][0] > conf - 0.1:
+                conf -= 0.15
+        if conf < f.min_confidence:
+            return FieldValue()
+        value = best.value
+        # prefer the prefixed spelling when any mention had one
+        if f.type == "id":
+            longer = [m.value for m in by_key[best.key] if len(str(m.value)) > len(str(value))]
+            value = longer[0] if longer else value
+        return FieldValue(value, self.redact(best.said.u.text), best.said.u.t_start, conf, best.said.u.speaker)
+
+    def _read_back(self, cf: CompiledField, m: Mention) -> bool:
+        lo, hi = m.said.i - READBACK_WINDOW, m.said.i + READBACK_WINDOW
+        for s in self.said[max(0, lo):hi + 1]:
+            if s.u.speaker == m.said.u.speaker:
+                continue
+            if any(key == m.key for _, key, _, _ in self._candidates(cf, s)):
+                return True
+            if cf.f.type in ("id", "phone") and m.key in "".join(r.digits for r in s.runs()):
+                return True
+        return False
+
+    def _affirmed(self, m: Mention) -> bool:
+        nxt = next((s for s in self.said[m.said.i + 1:] if s.u.speaker != m.said.u.speaker), None)
+        return nxt is not None and nxt.i <= m.said.i + 2 and bool(_AFFIRM.search(nxt.u.text))
+
+    # -- enum --
+    def _enum_field(self, cf: CompiledField) -> FieldValue:
+        f, rec = cf.f, self.record
+        results = []
+        for opt, ps in cf.options:
+            ev: list[tuple[float, str, float | None, str | None]] = []     # (weight, evidence, t, speaker)
+            fl = rec.flow
+            if fl is not None and fl.branch and fl.branch in opt.branches:
+                ev.append((0.9, f"flow branch: {fl.branch_title or fl.branch}"
+                                + (f" (chosen by {fl.branch_by})" if fl.branch_by else ""), None, None))
+            if rec.ivr_intent and rec.ivr_intent in opt.ivr:
+                ev.append((0.85, f"IVR intent: {rec.ivr_intent}", 0.0, None))
+            if fl is not None and opt.steps:
+                for st in fl.steps:
+                    if st.done and st.id in opt.steps:
+                        ev.append((0.8, f"flow step done: {st.title}", st.t, "agent"))
+            for p in rec.knowledge:
+                if p.topic in opt.knowledge:
+                    ev.append((0.6, f"article pushed: {p.title}", p.t, None))
+            for o in rec.offers:
+                if o.made_t is not None and o.id in opt.offers:
+                    ev.append((0.7, f"offer made: {o.title}", o.made_t, "agent"))
+            if ps is not None:
+                who = opt.speaker or f.speaker
+                seen: set[str] = set()
+                for s in self.said:
+                    if who != "any" and s.u.speaker != who:
+                        continue
+                    for hit in ps.find(s.heard):
+                        if hit.item in seen:
+                            continue
+                        seen.add(hit.item)
+                        ev.append((0.45, self.redact(s.u.text), s.u.t_start, s.u.speaker))
+            if not ev:
+                results.append((0.0, opt, None))
+                continue
+            miss = 1.0
+            for w, *_ in ev:
+                miss *= 1.0 - w
+            top = max(ev, key=lambda e: e[0])
+            results.append((1.0 - miss, opt, top))
+        chosen = None
+        if f.pick == "first":
+            for score, opt, top in results:
+                if score >= f.min_confidence:
+                    chosen = (score, opt, top)
+                    break
+        else:
+            ranked = sorted(results, key=lambda r: -r[0])
+            if ranked and ranked[0][0] > 0:
+                s1 = ranked[0][0]
+                s2 = ranked[1][0] if len(ranked) > 1 else 0.0
+                conf = s1 - 0.5 * s2
+                if conf >= f.min_confidence:
+                    chosen = (conf, ranked[0][1], ranked[0][2])
+        if chosen is None:
+            if f.otherwise is not None:
+                return FieldValue(f.otherwise, "no option had enough evidence", None, f.min_confidence, None)
+            return FieldValue()
+        score, opt, top = chosen
+        return FieldValue(opt.value, top[1], top[2], min(score, 0.99), top[3])
+
+    # -- text --
+    def _promise(self, cf: CompiledField) -> FieldValue:
+        """What the agent committed to (the clause with a commitment cue) and by when."""
+        f = cf.f
+        best: tuple | None = None
+        for s in self.said:
+            if f.speaker != "any" and s.u.speaker != f.speaker:
+                continue
+            for sm in _SENTENCE.finditer(s.u.text):
+                sent = sm.group(0)
+                if cf.cues is None or not cf.cues.find(sent):
+                    continue
+                if cf.not_cues is not None and cf.not_cues.find(sent):
+                    continue
+                clause = _clause_with(sent, cf.cues)
+                due = [h for h in find_dates(sent, self.today, "future") if h.value >= self.today]
+                if not due:
+                    due = [h for h in find_dates(s.u.text, self.today, "future") if h.value >= self.today]
+                score = 0.6 + (0.2 if due else 0.0)
+                cand = (score, s.i, s, clause, due[0] if due else None)
+                if best is None or (cand[0], cand[1]) >= (best[0], best[1]):
+                    best = cand
+        if best is None:
+            return FieldValue()
+        score, _, s, clause, due = best
+        value = self.redact(_tidy(clause))
+        return FieldValue(value, self.redact(s.u.text), s.u.t_start, score, s.u.speaker,
+                          due.value.isoformat() if due else None)
+
+    def _said_text(self, cf: CompiledField) -> FieldValue:
+        f = cf.f
+        for s in self.said:
+            if f.speaker != "any" and s.u.speaker != f.speaker:
+                continue
+            for sm in _SENTENCE.finditer(s.u.text):
+                if cf.cues is not None and cf.cues.find(sm.group(0)):
+                    return FieldValue(self.redact(_tidy(sm.group(0))), self.redact(s.u.text), s.u.t_start, 0.6,
+                                      s.u.speaker)
+        return FieldValue()
+
+    def _from_call(self, cf: CompiledField) -> FieldValue:
+        rec, src = self.record, cf.f.source
+        if src == "branch":
+            fl = rec.flow
+            if fl is None or not fl.branch:
+                return FieldValue()
+            return FieldValue(fl.branch_title or fl.branch, f"flow branch ({fl.branch_by or 'flow'})", None, 0.9, None)
+        if src == "steps":
+            done = [s for s in (rec.flow.steps if rec.flow else ()) if s.done]
+            if not done:
+                return FieldValue()
+            return FieldValue("; ".join(s.title for s in done), "flow steps done", done[0].t, 0.9, "agent")
+        if src == "knowledge":
+            if not rec.knowledge:
+                return FieldValue()
+            return FieldValue("; ".join(p.title for p in rec.knowledge), "articles pushed", rec.knowledge[0].t, 0.9, None)
+        if src == "offers":
+            made = [o for o in rec.offers if o.made_t is not None]
+            if not made:
+                return FieldValue()
+            return FieldValue("; ".join(o.title for o in made), "offers made", made[0].made_t, 0.9, "agent")
+        return FieldValue()
+
+    def fill(self) -> dict[str, FieldValue]:
+        fields = self.ct.fields
+        for cf in fields:
+            f = cf.f
+            if f.source == "promise":
+                v = self._promise(cf)
+            elif f.source != "said":
+                v = self._from_call(cf)
+            elif f.type == "enum":
+                v = self._enum_field(cf)
+            elif f.type == "text":
+                v = self._said_text(cf)
+            else:
+                v = self._said_field(cf, [o for o in fields if o is not cf and o.f.source == "said"])
+            self.values[f.name] = v
+        return self.values
+
+
+def _clause_with(sentence: str, cues: PhraseSet) -> str:
+    """The part of a long sentence that holds the cue (and the clause after it)."""
+    if len(sentence) <= 140:
+        return sentence
+    clauses = [m.group(0) for m in _CLAUSE.finditer(sentence)]
+    for k, c in enumerate(clauses):
+        if cues.find(c):
+            return "".join(clauses[k:k + 2])
+    return sentence[:140]
+
+
+def _tidy(text: str) -> str:
+    t = _LEAD_FILLER.sub("", text.strip())
+    t = t.strip().rstrip(",;，；")
+    return t[:1].upper() + t[1:] if t[:1].isascii() else t
+
+
+def mask(value: Any, ch: str = "*") -> Any:
+    """A personal value with every digit (and letter after the first ones) masked."""
+    if value is None:
+        return None
+    return re.sub(r"[0-9０-９]", ch, str(value))
+
+
+def ticket_payload(ct: CompiledTemplate, values: dict[str, FieldValue], lang: str | None,
+                   mask_personal: bool, mask_char: str = "*") -> dict[str, Any]:
+    fields = {}
+    for cf in ct.fields:
+        v = values.get(cf.f.name) or FieldValue()
+        p = v.payload()
+        if mask_personal and cf.f.personal and p["value"] is not None:
+            p["value"] = mask(p["value"], mask_char)
+            p["masked"] = True
+        fields[cf.f.name] = p
+    return {"template": ct.t.id, "title": text_in(ct.t.title, lang), "fields": fields,
+            "missing_required": [cf.f.name for cf in ct.fields
+                                 if cf.f.required and (values.get(cf.f.name) or FieldValue()).value is None]}
