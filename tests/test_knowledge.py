@@ -12,6 +12,7 @@ from callcue.daemon.assist.bm25 import BM25, analyze, en_terms, zh_terms
 from callcue.daemon.assist.knowledge import (Article, KnowledgeBase, detect_lang, load_articles,
                                             looks_like_question, parse_article)
 from callcue.daemon.eval.score_knowledge import default_kb, default_questions, evaluate, load_questions
+from callcue.daemon.text import cjk_count
 from callcue.daemon.yamlfile import ConfigError
 
 KB_DIR = default_kb()
@@ -47,7 +48,7 @@ def test_sample_base_has_every_topic_in_both_languages(lexical_kb):
         by_topic.setdefault(a.topic, set()).add(a.lang)
         assert a.path.name == f"{a.topic}.{a.lang}.md"
         assert 3 <= len(a.questions) <= 8, a.path
-        size = len(a.body.split()) if a.lang == "en" else len(K._CJK.findall(a.body))
+        size = len(a.body.split()) if a.lang == "en" else cjk_count(a.body)
         assert (80 <= size <= 250) if a.lang == "en" else (150 <= size <= 600), (a.path, size)
     assert all(langs == {"en", "zh"} for langs in by_topic.values()), by_topic
     assert len(by_topic) >= 15

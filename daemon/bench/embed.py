@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..eval.utterances import utterances
+from ..text import has_cjk
 
 
 def _int8_units() -> str:
@@ -42,7 +43,7 @@ def bench_embed(n: int = 200, rounds: int = 3, threads: int = 1, model: str = "m
         print(f"callcue bench embed: {exc}")
         return 2
     texts = utterances(n, seed)
-    n_zh = sum(any("\u4e00" <= c <= "\u9fff" for c in t) for t in texts)
+    n_zh = sum(has_cjk(t) for t in texts)
     print(f"callcue bench embed: {model}, {n} call-centre utterances ({n - n_zh} English, {n_zh} Chinese), "
           f"batch 1, {threads} thread(s), {rounds} interleaved rounds after a warm-up")
     print(f"load (sha256 check + compile): int8 {t_load8:.2f} s, fp32 {t_load32:.2f} s")

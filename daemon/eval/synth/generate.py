@@ -10,14 +10,15 @@ so a planning error can change a call but never makes its labels wrong.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...text import syllables
 from .script import BASE_VOICE, CallScript, EspeakParams, Turn, VoiceSettings
 
-# Planning rates: syllables (as counted by `syllables`) per second of trimmed espeak-ng
+# Planning rates: syllables (as counted by daemon/text.py `syllables`, the count the
+# fast_speech detector uses on transcripts) per second of trimmed espeak-ng
 # speech, pauses included, by -s setting; calibrated on these phrase banks.
 _RATE_TABLE = {
     "en": ((150, 4.0), (175, 4.65), (250, 6.9), (300, 8.6), (350, 10.3), (400, 11.6), (450, 13.0)),
@@ -40,23 +41,10 @@ BASELINE_S = 7.0              # planned normal speech per party before any agita
 MIN_EVENT_TURN_S = 3.0        # planned length of fast / agitated turns (>= ~2.5 s real)
 
 
-def syllables(text: str, language: str) -> float:
-    """Rough syllable count: vowel groups per English word, one per hanzi; digits ~1.3 each."""
-    digits = len(re.findall(r"\d", text)) * 1.3
-    if language == "zh":
-        return len(re.findall(r"[\u4e00-\u9fff]", text)) + digits
-    n = 0
-    for w in re.findall(r"[a-z']+", text.lower()):
-        g = len(re.findall(r"[aeiouy]+", w))
-        if w.endswith("e") and not w.endswith(("le", "ee")) and g > 1:
-            g -= 1
-        n += max(g, 1)
-    return n + digits
-
-
 def estimate_seconds(text: str, language: str, speed: int) -> float:
+    """Planned seconds of espeak-ng speech for ``text`` at ``speed`` (-s)."""
     xs, ys = zip(*_RATE_TABLE[language])
-    return syllables(text, language) / float(np.interp(speed, xs, ys))
+    return syllables(text) / float(np.interp(speed, xs, ys))
 
 
 # ---- phrase banks ------------------------------------------------------------------

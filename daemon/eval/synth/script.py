@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ...schema import Strict
 from ...yamlfile import load_model
 
 Speaker = Literal["agent", "customer"]
@@ -29,10 +30,6 @@ FAST_SPEED = {"en": 350, "zh": 370}
 AGITATED_PITCH_RAISE = 35
 AGITATED_AMPLITUDE = 180
 AGITATED_SPEED_FACTOR = 1.1
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class EspeakParams(Strict):
