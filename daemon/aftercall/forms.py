@@ -14,8 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from ..assist.pack import Id, Phrases, Who
-from ..schema import Strict
+from ..schema import Id, Phrases, Strict, Who
 from ..yamlfile import ConfigError, LocatedDoc, format_validation_error, load_yaml
 
 Lang = Literal["en", "zh"]

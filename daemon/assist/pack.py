@@ -15,36 +15,16 @@ never goes live. flows/README.md documents the schema with examples.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..config import DetectorConfig
-from ..schema import Strict
+from ..schema import Id, Phrases, Strict, Who
 from ..yamlfile import ConfigError, load_model, load_yaml
 
 Severity = Literal["info", "warning", "critical"]
-Who = Literal["agent", "customer", "any"]
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-def _phrases(v: list[str]) -> list[str]:
-    out = [p.strip() for p in v]
-    if any(not p for p in out):
-        raise ValueError("phrases must not be empty")
-    return out
-
-
-def _check_id(v: str) -> str:
-    if not _ID.match(v):
-        raise ValueError(f"{v!r} is not a valid id (lower case letters, digits, - _ .)")
-    return v
-
-
-Id = Annotated[str, AfterValidator(_check_id)]
-Phrases = Annotated[list[str], AfterValidator(_phrases)]
 
 
 class SensitiveWord(Strict):
