@@ -20,7 +20,8 @@ from datetime import date
 from typing import Any, Callable
 
 from ..assist.match import Heard, PhraseSet
-from ..assist.numbers import Amount, DigitRun, amounts, digit_runs
+from ..assist.numbers import Amount, DigitRun, amounts, bare_numbers, digit_runs
+from ..text import has_cjk
 from .dates import DateHit, find_dates
 from .forms import TicketField, TicketTemplate, phrases_of, text_in
 from .record import CallRecord, Utterance
@@ -28,6 +29,8 @@ from .record import CallRecord, Utterance
 # cue strength -> confidence: 0.45 + 0.35 * strength, then speaker, read-back, corrections
 CUE_NEAR_UNITS = 6          # a cue this close before a value is as strong as it gets
 CUE_FAR_UNITS = 16          # ... farther than this it does not count
+CJK_UNITS = 2.5             # Chinese counts characters: a word is about this many units
+PHRASE_WEIGHT = 0.55        # one phrase of an enum option heard: enough on its own
 ASKED_BACK = 2              # a question this many utterances back may ask for the value
 READBACK_WINDOW = 4         # utterances either side where the other side's repeat confirms
 _COMMON_PREFIX = {"I", "A", "OK", "AND", "SO", "NO", "YES", "THE"}
@@ -48,6 +51,7 @@ class Said:
     u: Utterance
     _runs: list[DigitRun] | None = None
     _amounts: list[Amount] | None = None
+    _bare: list[Amount] | None = None
     _dates: dict[str, list[DateHit]] = field(default_factory=dict)
     _heard: Heard | None = None
 
@@ -66,6 +70,13 @@ class Said:
         if self._amounts is None:
             self._amounts = amounts(self.u.text)
         return self._amounts
+
+    def bare(self) -> list[Amount]:
+        if self._bare is None:
+            taken = self.amounts()
+            self._bare = [b for b in bare_numbers(self.u.text)
+                          if not any(a.start < b.end and b.start < a.end for a in taken)]
+        return self._bare
 
     def dates(self, today: date, tense: str) -> list[DateHit]:
         if tense not in self._dates:
@@ -148,14 +159,14 @@ def _cue_after(ps: PhraseSet | None, text: str) -> int | None:
     return min(f.start for f in found) if found else None
 
 
-def _strength_before(d: int | None) -> float:
-    if d is None or d > CUE_FAR_UNITS:
+def _strength_before(d: int | None, scale: float = 1.0) -> float:
+    if d is None or d > CUE_FAR_UNITS * scale:
         return 0.0
-    return 1.0 if d <= CUE_NEAR_UNITS else 0.7
+    return 1.0 if d <= CUE_NEAR_UNITS * scale else 0.7
 
 
-def _strength_after(d: int | None) -> float:
-    if d is None or d > CUE_NEAR_UNITS:
+def _strength_after(d: int | None, scale: float = 1.0) -> float:
+    if d is None or d > CUE_NEAR_UNITS * scale:
         return 0.0
     return 0.7
 
@@ -165,8 +176,10 @@ def _strength_after(d: int | None) -> float:
 class Extraction:
     """One call's ticket: run `fill()`; `values` holds a FieldValue per field."""
 
-    def __init__(self, ct: CompiledTemplate, record: CallRecord, redact: Callable[[str], str], lang: str | None):
+    def __init__(self, ct: CompiledTemplate, record: CallRecord, redact: Callable[[str], str], lang: str | None,
+                 call_type: str | None = None):
         self.ct = ct
+        self.call_type = call_type
         self.record = record
         self.redact = redact
         self.lang = lang
@@ -198,7 +211,7 @@ class Extraction:
                 else:
                     out.append((int(r.digits), r.digits, r.start, r.end))
         elif f.type == "money":
-            for a in s.amounts():
+            for a in [*s.amounts(), *s.bare()]:
                 v = int(a.value) if float(a.value).is_integer() else round(a.value, 2)
                 out.append((v, str(v), a.start, a.end))
         elif f.type == "date":
@@ -224,19 +237,25 @@ class Extraction:
     def _strength(self, cf: CompiledField, s: Said, start: int, end: int, seg_a: int, seg_b: int,
                   asked: bool) -> tuple[float, str]:
         text = s.u.text
+        k = CJK_UNITS if has_cjk(text) else 1.0
         before = _cue_before(cf.cues, text[seg_a:start])
         after = _cue_after(cf.cues, text[end:seg_b])
         not_before = _cue_before(cf.not_cues, text[seg_a:start])
         not_after = _cue_after(cf.not_cues, text[end:seg_b])
-        sb, sa = _strength_before(before), _strength_after(after)
+        sb, sa = _strength_before(before, k), _strength_after(after, k)
         # a not-cue nearer than the cue: the value is something else's
-        if not_before is not None and (before is None or not_before < before) and not_before <= CUE_FAR_UNITS:
+        if not_before is not None and (before is None or not_before < before) and not_before <= CUE_FAR_UNITS * k:
             sb = 0.0
-        if not_after is not None and (after is None or not_after < after) and not_after <= CUE_NEAR_UNITS:
+        if not_after is not None and (after is None or not_after < after) and not_after <= CUE_NEAR_UNITS * k:
             sa = 0.0
-        if not_before is not None and not_before <= 3 and sb < 1.0:
+        if not_before is not None and not_before <= 3 * k and sb < 1.0:
             return 0.0, "not"
         best, how = max((sb, "before"), (sa, "after"))
+        if best < 0.8 and cf.f.type == "date":
+            # a date in the sentence that tells the incident ("... was stolen on Saturday")
+            sent = _sentence_at(text, start)
+            if cf.cues is not None and cf.cues.find(sent) and not (cf.not_cues is not None and cf.not_cues.find(sent)):
+                best, how = 0.8, "sentence"
         if best == 0.0 and asked:
             return 0.75, "asked"
         return best, how
@@ -270,20 +289,29 @@ class Extraction:
             # segment bounds: a cue belongs to the nearest value of the same family
             spans = sorted({(a, b) for o in [cf, *others] if o.family == cf.family
                             for _, _, a, b in self._candidates(o, s)})
+            bare = {(x.start, x.end) for x in s.bare()} if f.type == "money" else set()
+            prev: Mention | None = None
             for k, (value, key, a, b) in enumerate(cands):
                 seg_a = max((e for (x, e) in spans if e <= a), default=0)
                 seg_b = min((x for (x, e) in spans if x >= b), default=len(s.u.text))
                 first = all(x >= a for (x, _) in spans)
                 st, how = self._strength(cf, s, a, b, seg_a, seg_b, asked and first)
+                if prev is not None and _CORRECTION.search(s.u.text[prev.end:a]) and len(s.u.text[prev.end:a]) < 30:
+                    # "H M 3 3 1 0 9, sorry, I mean 3 3 1 0 8": the correction takes the first one's place
+                    mentions.remove(prev)
+                    st, how = max(st, prev.strength), "correction"
                 if how == "not":
                     continue
+                if (a, b) in bare and (how != "before" or st < 1.0):
+                    continue            # a number without a currency is money only right after a money cue
                 if st == 0.0:
                     st, how = (0.3 if cf.pattern is not None and re.search(r"[A-Z]", str(value)) else 0.0), "shape"
                 # another field's cue nearer: it is theirs
                 if st > 0 and self._claimed_by_other(cf, others, s, a, b, seg_a, seg_b, st, asked and first):
                     continue
                 if st > 0:
-                    mentions.append(Mention(value, key, s, a, b, st, how))
+                    prev = Mention(value, key, s, a, b, st, how)
+                    mentions.append(prev)
         if not mentions:
             return FieldValue()
         return self._decide(cf, mentions)
@@ -311,7 +339,7 @@ class Extraction:
             c = 0.45 + 0.35 * m.strength if m.how != "shape" else 0.45
             if f.speaker != "any":
                 c += 0.1 if m.said.u.speaker == f.speaker else -0.1
-            if _CORRECTION.search(m.said.u.text[:m.start]):
+            if m.how == "correction":
                 c += 0.1
             m.confidence = c
         # the same value said by the other side (read-back) confirms it
@@ -373,6 +401,8 @@ class Extraction:
             if fl is not None and fl.branch and fl.branch in opt.branches:
                 ev.append((0.9, f"flow branch: {fl.branch_title or fl.branch}"
                                 + (f" (chosen by {fl.branch_by})" if fl.branch_by else ""), None, None))
+            if self.call_type and self.call_type in opt.call_types and not ev:
+                ev.append((0.65, f"call type: {self.call_type} (from the customer's words)", None, None))
             if rec.ivr_intent and rec.ivr_intent in opt.ivr:
                 ev.append((0.85, f"IVR intent: {rec.ivr_intent}", 0.0, None))
             if fl is not None and opt.steps:
@@ -395,7 +425,7 @@ class Extraction:
                         if hit.item in seen:
                             continue
                         seen.add(hit.item)
-                        ev.append((0.45, self.redact(s.u.text), s.u.t_start, s.u.speaker))
+                        ev.append((PHRASE_WEIGHT, self.redact(s.u.text), s.u.t_start, s.u.speaker))
             if not ev:
                 results.append((0.0, opt, None))
                 continue
@@ -435,15 +465,18 @@ class Extraction:
                 continue
             for sm in _SENTENCE.finditer(s.u.text):
                 sent = sm.group(0)
-                if cf.cues is None or not cf.cues.find(sent):
-                    continue
                 if cf.not_cues is not None and cf.not_cues.find(sent):
                     continue
-                clause = _clause_with(sent, cf.cues)
-                due = [h for h in find_dates(sent, self.today, "future") if h.value >= self.today]
+                dates = find_dates(sent, self.today, "future")
+                cued = cf.cues is not None and bool(cf.cues.find(sent))
+                # "... within five working days" / 三个工作日内: a deadline is a commitment too
+                if not cued and not any(h.kind == "deadline" for h in dates):
+                    continue
+                clause = _clause_with(sent, cf.cues) if cued else sent
+                due = [h for h in dates if h.value >= self.today]
                 if not due:
                     due = [h for h in find_dates(s.u.text, self.today, "future") if h.value >= self.today]
-                score = 0.6 + (0.2 if due else 0.0)
+                score = (0.6 if cued else 0.55) + (0.2 if due else 0.0)
                 cand = (score, s.i, s, clause, due[0] if due else None)
                 if best is None or (cand[0], cand[1]) >= (best[0], best[1]):
                     best = cand
@@ -504,6 +537,13 @@ class Extraction:
                 v = self._said_field(cf, [o for o in fields if o is not cf and o.f.source == "said"])
             self.values[f.name] = v
         return self.values
+
+
+def _sentence_at(text: str, pos: int) -> str:
+    for m in _SENTENCE.finditer(text):
+        if m.start() <= pos < m.end():
+            return m.group(0)
+    return text
 
 
 def _clause_with(sentence: str, cues: PhraseSet) -> str:

@@ -76,6 +76,8 @@ class Option(Strict):
     phrases: LocalPhrases = Field(default_factory=list, description="words that point to this value")
     speaker: Who | None = Field(None, description="whose words count (default: the field's speaker)")
     branches: list[Id] = Field(default_factory=list, description="flow branches that make it this value")
+    call_types: list[Id] = Field(default_factory=list, description=(
+        "call types (template ids) that point to this value when the call type came from the customer's words"))
     ivr: list[str] = Field(default_factory=list, description="IVR intents that make it this value")
     steps: list[Id] = Field(default_factory=list, description="flow steps that, once done, point to this value")
     knowledge: list[Id] = Field(default_factory=list, description="knowledge topics that, once pushed, point to it")

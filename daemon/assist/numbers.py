@@ -373,15 +373,11 @@ def amounts(text: str) -> list[Amount]:
     for k, w in enumerate(low):
         if w not in _WORD_CUR:
             continue
-        j = k - 1
         start = None
-        while j >= 0:
+        for j in range(k - 1, max(-1, k - 10), -1):     # the earliest word whose number ends right here
             got = en_cardinal(low, j)
             if got is not None and got[1] == k:
                 start = j
-            elif start is not None:
-                break
-            j -= 1
         if start is None:
             continue
         value = en_cardinal(low, start)[0]
@@ -395,3 +391,31 @@ def amounts(text: str) -> list[Amount]:
                 end = cm.end()
         add(words[start].start(), end, value, _WORD_CUR[w])
     return sorted(found, key=lambda a: a.start)
+
+
+_ZH_BARE = re.compile(rf"[{ZH_NUMBER_CHARS}]*[十拾百佰千仟万萬][{ZH_NUMBER_CHARS}]*")
+_EN_BARE_WORDS = set(_EN_ONES_V) | set(_TEEN) | set(_TENS_V) | {"hundred", "thousand", "million", "and", "a"}
+
+
+def bare_numbers(text: str) -> list[Amount]:
+    """Numbers said without a currency ("three thousand one hundred and fifty", 三千一百五,
+    "1,240"), as Amounts with currency "": a money field takes them only right after its cue."""
+    out: list[Amount] = []
+    for m in _ZH_BARE.finditer(text):
+        v = zh_number(m.group(0))
+        if v is not None and v >= 10:
+            out.append(Amount(m.start(), m.end(), float(v), ""))
+    for m in re.finditer(r"(?<![0-9.,])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9])|(?<![0-9.,])[0-9]+\.[0-9]{2}(?![0-9])", text):
+        out.append(Amount(m.start(), m.end(), float(m.group(0).replace(",", "")), ""))
+    words = list(_WORD.finditer(text))
+    low = [w.group(0).lower() for w in words]
+    k = 0
+    while k < len(low):
+        if low[k] in _EN_BARE_WORDS and low[k] not in ("and", "a"):
+            got = en_cardinal(low, k)
+            if got is not None and got[1] > k + 1 and any(w in ("hundred", "thousand", "million") for w in low[k:got[1]]):
+                out.append(Amount(words[k].start(), words[got[1] - 1].end(), float(got[0]), ""))
+                k = got[1]
+                continue
+        k += 1
+    return sorted(out, key=lambda a: a.start)
