@@ -37,6 +37,7 @@ _COMMON_PREFIX = {"I", "A", "OK", "AND", "SO", "NO", "YES", "THE"}
 _CORRECTION = re.compile(r"(?<![a-z])(sorry|i mean|actually|correction|i meant|let me correct)(?![a-z])|不对|说错|应该是|更正|我是说",
                          re.I)
 _AFFIRM = re.compile(r"^\W*(yes|yeah|yep|correct|that'?s (right|correct|it)|right|exactly|对|是的|没错|对的|嗯|是)", re.I)
+_JOINED = re.compile(r"\s*(and|but|so|then|she|he|they|it|并且|然后|他|她|他们)(?![a-z])", re.I)
 _SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]*")
 _CLAUSE = re.compile(r"[^,;，；]+[,;，；]*")
 _LEAD_FILLER = re.compile(r"^\s*(?:(?:okay|ok|alright|all right|right|perfect|great|sure|so|and|well|yes|no|also|then|"
@@ -177,9 +178,13 @@ class Extraction:
     """One call's ticket: run `fill()`; `values` holds a FieldValue per field."""
 
     def __init__(self, ct: CompiledTemplate, record: CallRecord, redact: Callable[[str], str], lang: str | None,
-                 call_type: str | None = None):
+                 call_type: str | None = None, call_type_by: str | None = None):
         self.ct = ct
         self.call_type = call_type
+        self.call_type_by = call_type_by
+        fl = record.flow
+        # the flow's branch speaks for the call only when it files as the call type chosen
+        self.branch_ok = fl is None or not fl.branch or fl.branch in ct.t.calls.branches or ct.t.default
         self.record = record
         self.redact = redact
         self.lang = lang
@@ -398,11 +403,12 @@ class Extraction:
         for opt, ps in cf.options:
             ev: list[tuple[float, str, float | None, str | None]] = []     # (weight, evidence, t, speaker)
             fl = rec.flow
-            if fl is not None and fl.branch and fl.branch in opt.branches:
+            if fl is not None and fl.branch and fl.branch in opt.branches and self.branch_ok:
                 ev.append((0.9, f"flow branch: {fl.branch_title or fl.branch}"
                                 + (f" (chosen by {fl.branch_by})" if fl.branch_by else ""), None, None))
             if self.call_type and self.call_type in opt.call_types and not ev:
-                ev.append((0.65, f"call type: {self.call_type} (from the customer's words)", None, None))
+                ev.append((0.65 if self.call_type_by == "customer" else 0.8,
+                           f"call type: {self.call_type} ({self.call_type_by})", None, None))
             if rec.ivr_intent and rec.ivr_intent in opt.ivr:
                 ev.append((0.85, f"IVR intent: {rec.ivr_intent}", 0.0, None))
             if fl is not None and opt.steps:
@@ -457,35 +463,43 @@ class Extraction:
 
     # -- text --
     def _promise(self, cf: CompiledField) -> FieldValue:
-        """What the agent committed to (the clause with a commitment cue) and by when."""
+        """What the agent committed to and by when: the clause with a commitment cue (or a
+        deadline: "within five working days", 三个工作日内), not one saying what is done already
+        or asking (not_cues). The latest such clause with a date wins, else the latest."""
         f = cf.f
         best: tuple | None = None
         for s in self.said:
             if f.speaker != "any" and s.u.speaker != f.speaker:
                 continue
             for sm in _SENTENCE.finditer(s.u.text):
-                sent = sm.group(0)
-                if cf.not_cues is not None and cf.not_cues.find(sent):
-                    continue
-                dates = find_dates(sent, self.today, "future")
-                cued = cf.cues is not None and bool(cf.cues.find(sent))
-                # "... within five working days" / 三个工作日内: a deadline is a commitment too
-                if not cued and not any(h.kind == "deadline" for h in dates):
-                    continue
-                clause = _clause_with(sent, cf.cues) if cued else sent
-                due = [h for h in dates if h.value >= self.today]
-                if not due:
-                    due = [h for h in find_dates(s.u.text, self.today, "future") if h.value >= self.today]
-                score = (0.6 if cued else 0.55) + (0.2 if due else 0.0)
-                cand = (score, s.i, s, clause, due[0] if due else None)
-                if best is None or (cand[0], cand[1]) >= (best[0], best[1]):
-                    best = cand
+                clauses = [m.group(0) for m in _CLAUSE.finditer(sm.group(0))]
+                for k, clause in enumerate(clauses):
+                    if cf.not_cues is not None and cf.not_cues.find(clause):
+                        continue
+                    dates = find_dates(clause, self.today, "future")
+                    cued = cf.cues is not None and bool(cf.cues.find(clause))
+                    if not cued and not any(h.kind == "deadline" for h in dates):
+                        continue
+                    text = clause
+                    if k > 0 and _JOINED.match(clause):
+                        text = clauses[k - 1] + clause      # "..., and she will call you": who she is
+                    short = len(clause.strip()) < (8 if has_cjk(clause) else 25)
+                    if (short or not dates) and k + 1 < len(clauses) and not (
+                            cf.not_cues is not None and cf.not_cues.find(clauses[k + 1])):
+                        more = find_dates(clauses[k + 1], self.today, "future")
+                        if short or more:
+                            text, dates = text + clauses[k + 1], dates + more
+                    due = _due(dates, self.today)
+                    score = (0.6 if cued else 0.55) + (0.2 if due else 0.0)
+                    cand = (score, s.i, s, text, due)
+                    if best is None or (cand[0], cand[1]) >= (best[0], best[1]):
+                        best = cand
         if best is None:
             return FieldValue()
         score, _, s, clause, due = best
         value = self.redact(_tidy(clause))
         return FieldValue(value, self.redact(s.u.text), s.u.t_start, score, s.u.speaker,
-                          due.value.isoformat() if due else None)
+                          due.isoformat() if due else None)
 
     def _said_text(self, cf: CompiledField) -> FieldValue:
         f = cf.f
@@ -537,6 +551,19 @@ class Extraction:
                 v = self._said_field(cf, [o for o in fields if o is not cf and o.f.source == "said"])
             self.values[f.name] = v
         return self.values
+
+
+def _due(dates: list[DateHit], today: date) -> date | None:
+    """By when: a deadline said ("within two days", "by Friday") first, else the latest
+    date after today ("today ... on Monday" -> Monday), else today."""
+    dates = [h for h in dates if h.value >= today]
+    if not dates:
+        return None
+    deadlines = [h for h in dates if h.kind == "deadline"]
+    if deadlines:
+        return deadlines[-1].value
+    later = [h for h in dates if h.value > today]
+    return later[-1].value if later else dates[-1].value
 
 
 def _sentence_at(text: str, pos: int) -> str:

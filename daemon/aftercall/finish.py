@@ -66,7 +66,7 @@ class AfterCall:
         required: list[str] = []
         if kind.template is not None:
             ct = self.templates[kind.template.id]
-            values = Extraction(ct, record, redact, lang, kind.call_type if kind.by == "customer" else None).fill()
+            values = Extraction(ct, record, redact, lang, kind.call_type, kind.by).fill()
             ticket = ticket_payload(ct, values, lang, mask_personal, mask_char)
             ticket["call_type_by"] = kind.by
             ticket["call_type_confidence"] = kind.confidence
