@@ -2,8 +2,9 @@
 
 Threads: capture (per device / WAV line, from capture/), one analysis worker per line
 (the only code that touches that line's LineAnalyzer), paho's network thread (commands
-arrive there and are handed to the line's worker through a bounded control queue),
-and a health thread (box health, systemd watchdog).
+arrive there and are handed to the line's worker through a bounded control queue), the
+speech engine's thread (results go to the line's worker through a bounded queue of
+their own), and a health thread (box health, systemd watchdog).
 """
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 5.0
 CONTROL_QUEUE = 256
+# A line's results come at most once per decoded 100 ms chunk per speaker (partials of a
+# streaming model: 20 a second a line); this holds a minute of them, well past
+# WORKER_STALL_S, after which systemd restarts a box whose worker has hung.
+RESULT_QUEUE = 1200
 WORKER_STALL_S = 20.0
 
 
@@ -52,12 +57,15 @@ class LineWorker:
         self.line = line
         self.queue = BlockQueue(app.cfg.queues.capture_frames)
         self.control: queue.Queue[_Control] = queue.Queue(CONTROL_QUEUE)
+        # speech results apart from commands: a burst of commands never drops a transcript
+        self.results: queue.Queue = queue.Queue(RESULT_QUEUE)
         self.analyzer = LineAnalyzer(line, app.cfg.calls, detectors,
                                      on_call_start=self._call_started, on_call_end=self._call_ended,
                                      asr=app.asr, assist=app.assist.engine, redact=app.assist.redact)
         self.busy_s = 0.0          # analysis time, for the real-time factor in health
         self.audio_s = 0.0
         self.control_dropped = 0
+        self.results_dropped = 0
         self._eof = False
         self.heartbeat = time.monotonic()   # the watchdog is only fed while every worker loops
         # (call time at the end of a block, when it arrived): when a final transcript comes,
@@ -79,13 +87,33 @@ class LineWorker:
             self.control_dropped += 1
             log.error("line %s: control queue full, dropped %s %r", self.line.id, item.kind, item.data)
 
+    def post_result(self, res) -> None:
+        """From the speech engine's thread; never blocks it."""
+        try:
+            self.results.put_nowait(res)
+        except queue.Full:
+            self.results_dropped += 1
+            log.error("line %s: speech result queue full (worker behind), dropped a %s result of call %s: %r",
+                      self.line.id, "final" if res.final else "partial", res.call_id, res.text[:80])
+
     def _main(self) -> None:
         stop = self.app.stopping
         while not stop.is_set():
             self.heartbeat = time.monotonic()
-            # asked before the queue is drained: a recogniser done with the ended call has
+            # asked before the queues are drained: a recogniser done with the ended call has
             # already queued its last results, so they are handled before the summary
             drained = self.analyzer.closing_drained()
+            # results first: they are of audio already analysed, so they belong before a
+            # command that arrived meanwhile (a call_start closes the last call's summary)
+            while True:
+                try:
+                    res = self.results.get_nowait()
+                except queue.Empty:
+                    break
+                try:
+                    self._result(res)
+                except Exception:
+                    log.exception("line %s: failed to handle speech result %r", self.line.id, res)
             while True:
                 try:
                     item = self.control.get_nowait()
@@ -101,7 +129,7 @@ class LineWorker:
             if block is None:
                 if self._eof:
                     self._eof = False
-                    self.app.emit(self.analyzer.end_call(reason="end of recording"))
+                    self.app.emit(self.analyzer.end_call(reason="end of recording").messages)
                 continue
             t = time.perf_counter()
             try:
@@ -116,7 +144,7 @@ class LineWorker:
             if self.analyzer.call is not None:
                 self.arrivals.append((block.t + block.duration - self.analyzer.call.t0, time.monotonic()))
             self.app.emit(msgs)
-        self.app.emit(self.analyzer.end_call(reason="daemon stopping"))
+        self.app.emit(self.analyzer.end_call(reason="daemon stopping").messages)
 
     def _control(self, item: _Control) -> None:
         a = self.analyzer
@@ -128,13 +156,6 @@ class LineWorker:
             else:
                 log.warning("line %s: down (%s)", self.line.id, reason)
                 self.app.emit(a.line_down(reason))
-        elif item.kind == "asr":
-            res = item.data
-            self.app.emit(a.on_asr_result(res))
-            if res.final and a.call is not None and a.call.call_id == res.call_id:
-                arrived = next((m for t, m in self.arrivals if t >= res.t_end - 1e-6), None)
-                if arrived is not None:
-                    self.app.final_latency.append(time.monotonic() - arrived)
         elif item.kind == "eof":
             self._eof = True     # acted on once the blocks already queued are analysed
         elif item.kind == "cmd":
@@ -146,7 +167,7 @@ class LineWorker:
                     log.warning("line %s: call_end for %s but the call in progress is %s; ignored",
                                 self.line.id, cmd.call_id, a.call.call_id)
                 else:
-                    self.app.emit(a.end_call(reason="call_end command"))
+                    self.app.emit(a.end_call(reason="call_end command").messages)
             elif isinstance(cmd, IvrContext):
                 self.app.emit(a.ivr_context({"intent": cmd.intent, **(cmd.data or {})}))
             elif isinstance(cmd, AckAlert):
@@ -158,6 +179,14 @@ class LineWorker:
                     log.warning("line %s: flag without a call in progress; ignored", self.line.id)
                 else:
                     self.app.store_op(lambda s: s.flag_call(call_id, cmd.reason, cmd.by, cmd.note or ""))
+
+    def _result(self, res) -> None:
+        a = self.analyzer
+        self.app.emit(a.on_asr_result(res))
+        if res.final and a.call is not None and a.call.call_id == res.call_id:
+            arrived = next((m for t, m in self.arrivals if t >= res.t_end - 1e-6), None)
+            if arrived is not None:
+                self.app.final_latency.append(time.monotonic() - arrived)
 
     def _call_started(self, call: Call) -> None:
         self.app.store_op(lambda s: s.start_call(self.line.id, call.call_id, call.agent, call.started,
@@ -199,16 +228,11 @@ class Daemon:
 
     # ---- outputs ----
     def emit(self, msgs: list[contract.Message]) -> None:
-        for m in msgs:
-            self.bus.publish(m)
-            p = m.payload
-            if isinstance(p, dict) and m.subtopic.endswith("/alert") and p.get("call_id"):
-                self.store_op(lambda s, p=p: s.add_event(p["call_id"], "alert", p))
-            elif isinstance(p, dict) and m.subtopic.endswith("/transcript") and p.get("final"):
-                self.store_op(lambda s, p=p: s.add_event(p["call_id"], "transcript", p))
-            elif isinstance(p, dict) and m.subtopic.endswith(("/suggestion", "/summary")) and p.get("call_id"):
-                kind = m.subtopic.rsplit("/", 1)[1]
-                self.store_op(lambda s, p=p, k=kind: s.add_event(p["call_id"], k, p))
+        for m in msgs:     # where each goes is the message's own route (contract.py)
+            if contract.Route.PUBLISH in m.route:
+                self.bus.publish(m)
+            if contract.Route.STORE in m.route:
+                self.store_op(lambda s, m=m: s.add_event(m.payload["call_id"], m.output, m.payload))
 
     def store_op(self, fn, expected: tuple = ()) -> None:
         try:
@@ -245,7 +269,7 @@ class Daemon:
         self.workers[line_id].post(_Control("status", (up, reason)))
 
     def _on_asr(self, res) -> None:
-        self.workers[res.line].post(_Control("asr", res))
+        self.workers[res.line].post_result(res)
 
     def _on_eof(self, line_id: str) -> None:
         self.workers[line_id].post(_Control("eof", None))
@@ -255,7 +279,7 @@ class Daemon:
         cfg = self.cfg
         if cfg.asr is not None:
             # model problems are start-up errors, never a crash in the middle of a call
-            from .asr.engine import build_engine
+            from .asr.setup import build_engine
             from .asr.words import load_words
             self.words = load_words(cfg.asr.sensitive_words) if cfg.asr.sensitive_words else None
             self.asr = build_engine(cfg.asr, self._on_asr, cfg.asr.models_dir)
@@ -311,11 +335,10 @@ class Daemon:
             for w in self.workers.values():   # finals of the last utterances
                 while True:
                     try:
-                        item = w.control.get_nowait()
+                        res = w.results.get_nowait()
                     except queue.Empty:
                         break
-                    if item.kind == "asr":
-                        self.emit(w.analyzer.on_asr_result(item.data))
+                    self.emit(w.analyzer.on_asr_result(res))
         for w in self.workers.values():       # summaries of calls that just ended
             self.emit(w.analyzer.flush())
         if self.bus:
@@ -333,6 +356,7 @@ class Daemon:
             h = cap.get(lid, {})
             lines[lid] = {"status": w.analyzer.status, "up": h.get("up"),
                           "queue_frames": w.queue.depth_frames, "dropped_frames": w.queue.dropped_frames,
+                          "results_dropped": w.results_dropped,
                           "analysis_rtf": round(w.busy_s / w.audio_s, 5) if w.audio_s else None}
         return {
             "load": [round(x, 2) for x in os.getloadavg()],

@@ -1,10 +1,13 @@
-"""MQTT contract v1: topic names, QoS and retain flags, payload builders.
+"""MQTT contract v1: topic names, QoS and retain flags, payload builders, routing.
 
 The single place that knows the wire format (README, "MQTT contract"). Publishers
 use `Message`; the JSON Lines event log is the same messages with a `topic` field.
+Each builder also says where its message goes (`Route`): the daemon publishes and
+stores by that, never by looking at topics.
 """
 from __future__ import annotations
 
+import enum
 import json
 import uuid
 from dataclasses import dataclass
@@ -29,14 +32,35 @@ def root(site: str, floor: str) -> str:
     return f"callcue/{VERSION}/{site}/{floor}"
 
 
+class Route(enum.Flag):
+    """Where a message goes: published on the bus (and into a replay's JSON Lines), stored
+    with its call in the call store (an event of the message's `output` kind), or both."""
+
+    PUBLISH = 1
+    STORE = 2
+    BOTH = 3
+
+
+def _call_record(call_id: str | None, keep: bool = True) -> Route:
+    """Published always; also stored when it belongs to a call (and `keep`)."""
+    return Route.BOTH if call_id and keep else Route.PUBLISH
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One payload for one topic (relative to the floor root), with its delivery class."""
+    """One payload for one topic (relative to the floor root), with its delivery class
+    and route (set by the builder below that made it)."""
 
     subtopic: str
     payload: dict[str, Any] | str
     qos: int = 1
     retain: bool = False
+    output: str = ""               # which output (BOX_OUTPUTS / LINE_OUTPUTS); the stored event's kind
+    route: Route = Route.PUBLISH
+
+    def __post_init__(self):
+        assert Route.STORE not in self.route or (isinstance(self.payload, dict) and self.payload.get("call_id")
+                                                 and self.output), "a stored message needs a call and a kind"
 
     def encode(self) -> bytes:
         if isinstance(self.payload, str):
@@ -49,17 +73,17 @@ class Message:
 
 
 def box_status(box: str, online: bool) -> Message:
-    return Message(f"box/{box}/status", "online" if online else "offline", qos=1, retain=True)
+    return Message(f"box/{box}/status", "online" if online else "offline", qos=1, retain=True, output="status")
 
 
 def box_health(box: str, health: dict[str, Any]) -> Message:
-    return Message(f"box/{box}/health", {"ts": now_iso(), **health}, qos=0, retain=True)
+    return Message(f"box/{box}/health", {"ts": now_iso(), **health}, qos=0, retain=True, output="health")
 
 
 def line_state(line: str, agent: str, call_id: str | None, status: str, since: str) -> Message:
     assert status in LINE_STATUSES
     return Message(f"line/{line}/state", {"line": line, "agent": agent, "call_id": call_id,
-                                          "status": status, "since": since}, qos=1, retain=True)
+                                          "status": status, "since": since}, qos=1, retain=True, output="state")
 
 
 def alert(line: str, call_id: str | None, kind: str, severity: str, speaker: str | None,
@@ -68,14 +92,15 @@ def alert(line: str, call_id: str | None, kind: str, severity: str, speaker: str
     return Message(f"line/{line}/alert", {
         "id": new_id(), "call_id": call_id, "kind": kind, "severity": severity, "speaker": speaker,
         "t_start": round(t_start, 2), "t_end": round(t_end, 2), "message": message,
-        "evidence": evidence, "ts": now_iso()}, qos=1)
+        "evidence": evidence, "ts": now_iso()}, qos=1, output="alert", route=_call_record(call_id))
 
 
 def transcript(line: str, call_id: str, speaker: str, text: str, final: bool,
                t_start: float, t_end: float, seq: int) -> Message:
     return Message(f"line/{line}/transcript", {
         "call_id": call_id, "speaker": speaker, "text": text, "final": final,
-        "t_start": round(t_start, 2), "t_end": round(t_end, 2), "seq": seq}, qos=1 if final else 0)
+        "t_start": round(t_start, 2), "t_end": round(t_end, 2), "seq": seq}, qos=1 if final else 0,
+        output="transcript", route=_call_record(call_id, keep=final))     # partials are not kept
 
 
 # Commands: each sender role publishes on its own topic, `line/{line}/cmd/{role}`, and the
@@ -119,18 +144,19 @@ def suggestion(line: str, call_id: str, kind: str, title: str, body: str, score:
     assert "topic" not in detail, "'topic' is the MQTT topic in JSON Lines; name the field otherwise"
     return Message(f"line/{line}/suggestion", {
         "id": new_id(), "call_id": call_id, "kind": kind, "title": title, "body": body,
-        "score": round(score, 3), "t": round(t, 2), **detail, "ts": now_iso()}, qos=1)
+        "score": round(score, 3), "t": round(t, 2), **detail, "ts": now_iso()}, qos=1,
+        output="suggestion", route=_call_record(call_id))
 
 
 def flow_state(line: str, call_id: str | None, flow: str | None, steps: list[dict[str, Any]],
                completion: float, next_step: dict[str, Any] | None, extra: dict[str, Any]) -> Message:
     return Message(f"line/{line}/flow", {
         "call_id": call_id, "flow": flow, "steps": steps, "completion": round(completion, 3),
-        "next_step": next_step, **extra, "ts": now_iso()}, qos=1, retain=True)
+        "next_step": next_step, **extra, "ts": now_iso()}, qos=1, retain=True, output="flow")
 
 
 def summary(line: str, call_id: str, summary_text: str, ticket: dict[str, Any] | None,
             scorecard: dict[str, Any], call_type: str | None) -> Message:
     return Message(f"line/{line}/summary", {
         "call_id": call_id, "summary": summary_text, "ticket": ticket, "scorecard": scorecard,
-        "call_type": call_type, "ts": now_iso()}, qos=1)
+        "call_type": call_type, "ts": now_iso()}, qos=1, output="summary", route=_call_record(call_id))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -50,6 +50,14 @@ class Call:
     def unrecognised(self) -> bool:
         """In a language the speech model does not know: its text would be made up."""
         return self.assist is not None and self.assist.off is not None
+
+
+class Ended(NamedTuple):
+    """What end_call did: the call it ended (None when none was in progress) and the
+    messages that ending produced."""
+
+    call: Call | None
+    messages: list[contract.Message]
 
 
 class LineAnalyzer:
@@ -100,7 +108,7 @@ class LineAnalyzer:
                    ivr: dict[str, Any] | None = None) -> list[contract.Message]:
         out: list[contract.Message] = []
         if self.call is not None:
-            out += self.end_call(reason="superseded by a new call_start")
+            out += self.end_call(reason="superseded by a new call_start").messages
         out += self._finish_closing()
         if agent:
             self.agent = agent
@@ -110,9 +118,8 @@ class LineAnalyzer:
         if self.assist is not None:
             self.call.assist = self.assist.session(self.cfg.id, self.call.call_id, self.cfg.team, self.call.ivr)
         if self.asr is not None:
-            pre, post = self.asr.cfg.pre_roll_s, self.asr.cfg.post_roll_s
             for who in ("agent", "customer"):
-                self.call.gates[who] = SpeechGate(self.cfg.sample_rate, pre, post)
+                self.call.gates[who] = self.asr.speech_gate(self.cfg.sample_rate)
                 self.asr.open(self.cfg.id, who, self.call.call_id, self.cfg.sample_rate)
         self.transcripts.call_started(self.call.call_id)
         if self.status != "down":
@@ -149,19 +156,16 @@ class LineAnalyzer:
         c = self._closing
         if c is None or c.assist is None:
             return False
-        if self.asr is None:
-            return True
-        # list(): a snapshot of the engine's channel keys (line, speaker, call id), taken atomically
-        return not any(k[0] == self.cfg.id and k[2] == c.call_id for k in list(self.asr.channels))
+        return self.asr is None or not self.asr.has_call(self.cfg.id, c.call_id)
 
     def flush(self) -> list[contract.Message]:
         """Everything still pending (replay end, daemon stop): the last call's summary."""
         return self._finish_closing()
 
-    def end_call(self, reason: str = "call_end") -> list[contract.Message]:
+    def end_call(self, reason: str = "call_end") -> Ended:
         call = self.call
         if call is None:
-            return []
+            return Ended(None, [])
         out = self._alert_messages(call, call.session.close())
         if self.asr is not None:
             for who in ("agent", "customer"):
@@ -176,10 +180,9 @@ class LineAnalyzer:
         if self.status != "down":
             out += self._set_status("idle")
         log.info("line %s: call %s ended (%s), %d alert(s)", self.cfg.id, call.call_id, reason, call.alerts)
-        self.last_ended = (call, reason)
         if self.on_call_end:
             self.on_call_end(call, reason, max(0.0, self.t - call.t0))
-        return out
+        return Ended(call, out)
 
     # ---- audio ----
     def feed(self, block: Block) -> list[contract.Message]:
@@ -202,7 +205,7 @@ class LineAnalyzer:
             out += call.assist.tick(self.t - call.t0)
         if (self.calls.auto and call.source == "auto"
                 and self.t - call.last_speech >= self.calls.idle_end_s):
-            out += self.end_call(reason=f"no speech for {self.calls.idle_end_s:.0f} s")
+            out += self.end_call(reason=f"no speech for {self.calls.idle_end_s:.0f} s").messages
         return out
 
     def _feed_idle(self, block: Block) -> list[contract.Message]:
@@ -270,7 +273,7 @@ class LineAnalyzer:
             alerts += owner.assist.heard(res.speaker, text, res.final, res.t_start, res.t_end, res.utterance, now)
         if owner is not None:
             for a in alerts:
-                if a.subtopic.endswith("/alert"):
+                if a.output == "alert":
                     owner.alerts += 1
                     owner.kinds[a.payload["kind"]] += 1
         return msgs + alerts

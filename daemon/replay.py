@@ -86,7 +86,7 @@ def run_replay(wav: Path, cfg: SiteConfig, line: LineConfig, sink, call_id: str 
     results: list = []
     engine = None
     if cfg.asr is not None:
-        from .asr.engine import build_engine
+        from .asr.setup import build_engine
         engine = build_engine(cfg.asr, results.append, cfg.asr.models_dir)
     if assist is None:
         from .assist.setup import build_assist
@@ -117,13 +117,12 @@ def run_replay(wav: Path, cfg: SiteConfig, line: LineConfig, sink, call_id: str 
         for m in analyzer.feed(block):
             sink(m)
         pump()
-    ending = analyzer.end_call("end of recording")
+    ended = analyzer.end_call("end of recording")
     pump(final=True)     # last utterances are decoded before the call's state goes idle
-    for m in ending + analyzer.flush():
+    for m in ended.messages + analyzer.flush():
         sink(m)
     elapsed = time.perf_counter() - t
-    call, _ = analyzer.last_ended
-    return {"audio_s": len(audio) / sr, "elapsed_s": elapsed, "alerts": dict(call.kinds),
+    return {"audio_s": len(audio) / sr, "elapsed_s": elapsed, "alerts": dict(ended.call.kinds),
             "asr": engine.stats() if engine else None}
 
 
@@ -146,4 +145,3 @@ def choose_asr(cfg: SiteConfig, args) -> SiteConfig:
             print(f"callcue: speech recognition off: the demo model {default.model} is not installed "
                   f"(hardware/provision.sh builds it)", file=sys.stderr)
     return cfg.model_copy(update={"asr": asr})
-

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from callcue.daemon import cli
-from callcue.daemon.asr.engine import AsrError, build_engine
-from callcue.daemon.asr.gate import SpeechGate, Timeline
+from callcue.daemon.asr.engine import AsrError
+from callcue.daemon.asr.gate import Chunk, SpeechGate, Timeline
+from callcue.daemon.asr.setup import build_engine
 from callcue.daemon.asr.words import WordSpotter, load_words
 from callcue.daemon.config import AsrConfig
 from callcue.daemon.text import normalise, syllables
@@ -126,6 +127,24 @@ def test_engine_decodes_channels_together_and_skips_silence(models_dir):
     assert st["mean_batch"] > 2.0, st                    # 8 channels, decoded together
     assert engine.audio_s < 0.6 * 8 * 12.0, engine.audio_s   # silence was not sent to the recogniser
     assert {r.call_id for r in results if r.final} == {"c0", "c1", "c2", "c3"}
+
+
+def test_engine_says_whether_a_call_may_still_have_results(models_dir):
+    """Line workers ask has_call() from their own thread: a call counts from open() (queued,
+    not yet applied by the engine) until its last result is out, closing included."""
+    results = []
+    engine = build_engine(AsrConfig(model="test-transducer"), results.append, models_dir, preflight=False)
+    assert engine.idle() and not engine.has_call("L", "c1")
+    engine.open("L", "customer", "c1", 8000)
+    assert engine.has_call("L", "c1") and not engine.has_call("L", "c2") and not engine.has_call("M", "c1")
+    assert not engine.idle()
+    # (the random test model writes words for this voice, not for the default agent one)
+    engine.feed("L", "customer", Chunk(call([("customer", 0.2, speech(3.0, f0=210))], 4.0)[:, 1].copy(), 0.0))
+    engine.close("L", "customer")
+    assert engine.has_call("L", "c1")
+    while engine.step() or engine.channels:
+        pass
+    assert [r.call_id for r in results if r.final] and not engine.has_call("L", "c1") and engine.idle()
 
 
 def test_wrong_kind_and_missing_model_are_start_up_errors(models_dir, tmp_path):

@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from callcue.daemon.asr.engine import OfflineEngine, build_engine
 from callcue.daemon.asr.gate import Chunk
+from callcue.daemon.asr.offline import OfflineEngine
+from callcue.daemon.asr.setup import build_engine
 from callcue.daemon.config import AsrConfig
 from callcue.daemon.replay import load_call
 from conftest import needs_demo_calls, wait_until
@@ -105,7 +106,7 @@ def test_engine_thread_decodes_while_it_feeds_and_keeps_channel_order(calls):
     assert eng.rec_busy is None               # one padding: no second copy, even live
     try:
         _feed(eng, calls, step=False)
-        wait_until(lambda: not eng.channels and not eng._ops, 120, "every channel decoded and closed",
+        wait_until(eng.idle, 120, "every channel decoded and closed",
                    detail=eng.stats)
     finally:
         eng.stop()
@@ -124,7 +125,7 @@ def test_a_backlog_is_decoded_with_the_short_padding_and_stays_in_order(calls):
     assert eng.rec_busy is not None           # loaded by start(): only the live engine needs it
     try:
         _feed(eng, calls, step=False)
-        wait_until(lambda: not eng.channels and not eng._ops, 120, "every channel decoded and closed",
+        wait_until(eng.idle, 120, "every channel decoded and closed",
                    detail=eng.stats)
     finally:
         eng.stop()
@@ -144,7 +145,7 @@ def test_a_fast_talker_keeps_the_words_past_sherpa_onnx_token_cap():
     has more tokens than the first decode was allowed and ends where the speech ended."""
     import numpy as np
 
-    from callcue.daemon.asr.engine import whisper_token_cap
+    from callcue.daemon.asr.offline import whisper_token_cap
     from callcue.daemon.eval.synth.render import synth_speech
     from callcue.daemon.eval.synth.script import ResolvedParams
 

@@ -19,10 +19,13 @@ def feed(an: LineAnalyzer, audio: np.ndarray, t0: float = 0.0, block_s: float = 
     return out
 
 
-def analyzer(**calls) -> LineAnalyzer:
+def analyzer(ended: list | None = None, **calls) -> LineAnalyzer:
+    """`ended` collects (call, reason) of every call the analyzer ends."""
     line = LineConfig(id="7", agent="Ann", source=SourceConfig(wav="x.wav"))
     ids = iter(f"call-{i}" for i in range(100))
-    return LineAnalyzer(line, CallsConfig(**calls), Detectors(DetectorConfig(), SR), new_id=lambda: next(ids))
+    on_end = (lambda c, reason, _dur: ended.append((c, reason))) if ended is not None else None
+    return LineAnalyzer(line, CallsConfig(**calls), Detectors(DetectorConfig(), SR), new_id=lambda: next(ids),
+                        on_call_end=on_end)
 
 
 def states(msgs):
@@ -30,14 +33,15 @@ def states(msgs):
 
 
 def test_auto_call_starts_on_speech_and_ends_after_idle():
-    an = analyzer(auto=True, idle_end_s=4.0, start_speech_s=0.5)
+    ended = []
+    an = analyzer(ended, auto=True, idle_end_s=4.0, start_speech_s=0.5)
     audio = call([("customer", 3.0, speech(2.0, f0=200)), ("agent", 5.5, speech(2.0))], 14.0)
     msgs = feed(an, audio)
     st = states(msgs)
     assert [s[1] for s in st] == ["in_call", "idle"]
     assert 3.0 < st[0][0] < 4.0             # a little speech is needed to start
     assert 11.0 < st[1][0] < 12.5           # 4 s after the last word (7.5 s)
-    call_obj, reason = an.last_ended
+    [(call_obj, reason)] = ended
     assert call_obj.t0 <= 3.0 and "no speech" in reason   # the pre-roll keeps the first words
 
 
@@ -50,6 +54,9 @@ def test_no_auto_calls_when_disabled_and_commands_drive_calls():
     # a second call_start ends the first call before the new one
     msgs = an.start_call(5.0, "cmd", call_id="pbx-2")
     assert [(m.payload["status"], m.payload["call_id"]) for m in msgs] == [("idle", None), ("in_call", "pbx-2")]
+    ended = an.end_call("call_end command")     # the call it ended comes back with its messages
+    assert ended.call.call_id == "pbx-2" and [m.payload["status"] for m in ended.messages] == ["idle"]
+    assert an.end_call() == (None, [])
 
 
 def test_line_down_and_back():
@@ -81,3 +88,35 @@ def test_transcripts_of_a_call_in_a_language_the_model_lacks_are_not_published(t
         got = [m for m in an.on_asr_result(res) if m.subtopic.endswith("/transcript")]
         assert len(got) == want, lang
         an.end_call("call_end")
+
+
+def test_each_message_says_whether_it_is_published_stored_or_both(tmp_path):
+    """The daemon publishes and stores by Message.route; what a call's record keeps is
+    decided where the message is made: alerts, suggestions and summaries of a call, and
+    final transcripts. State, flow, partials and alerts outside a call are only published."""
+    from callcue.daemon.asr.engine import AsrResult
+    from callcue.daemon.assist.content import load_content
+    from callcue.daemon.assist.engine import AssistEngine
+    from callcue.daemon.config import AssistConfig
+    from callcue.daemon.contract import Route
+
+    content = load_content(write_pack(tmp_path / "pack"), None, grace_s=2.0, knowledge=False)
+    engine = AssistEngine(content, AssistConfig(), None, "whisper-tiny.en", ("en",))
+    line = LineConfig(id="7", agent="Ann", source=SourceConfig(wav="x.wav"))
+    an = LineAnalyzer(line, CallsConfig(), Detectors(DetectorConfig(), SR), assist=engine)
+    msgs = an.line_down("usb1 gone") + an.line_up()                     # no call: nothing to store
+    msgs += an.start_call(0.0, "cmd", call_id="c1") + an.line_down("usb1 gone") + an.line_up()
+    for text, final in (("thank you for", False), ("thank you for calling", True)):
+        msgs += an.on_asr_result(AsrResult("7", "agent", "c1", text, final, 0.5, 2.0, 0))
+    msgs += an.end_call().messages + an.flush()
+    got = {(m.output, bool(isinstance(m.payload, dict) and m.payload.get("call_id")),
+            m.payload.get("final") if isinstance(m.payload, dict) else None, m.route) for m in msgs}
+    want = {("state", False, None, Route.PUBLISH), ("state", True, None, Route.PUBLISH),
+            ("alert", False, None, Route.PUBLISH), ("alert", True, None, Route.BOTH),
+            ("transcript", True, False, Route.PUBLISH), ("transcript", True, True, Route.BOTH),
+            ("flow", True, None, Route.PUBLISH), ("summary", True, None, Route.BOTH)}
+    assert want <= got, got - want
+    for m in msgs:
+        assert m.subtopic == f"line/7/{m.output}"      # the output named is the topic it goes to
+        if m.output == "suggestion":
+            assert m.route == Route.BOTH

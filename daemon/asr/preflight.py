@@ -13,15 +13,15 @@ import sys
 
 import numpy as np
 
+from ..config import AsrConfig
+from .factory import construct, resolve_models
+from .gate import Chunk
+
 
 def trial(cfg_json: str) -> None:
-    from ..config import AsrConfig
-    from .engine import _construct, resolve_models
-    from .gate import Chunk
-
     cfg = AsrConfig.model_validate_json(cfg_json)
     # the parent has just re-hashed these files; sizes are enough here
-    engine = _construct(cfg, lambda res: None, *resolve_models(cfg, cfg.models_dir, verify=False))
+    engine = construct(cfg, lambda res: None, *resolve_models(cfg, cfg.models_dir, verify=False))
     rng = np.random.default_rng(0)
     t = np.arange(16000) / 16000
     tone = (3000 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 4 * t) > 0)).astype(np.int16)

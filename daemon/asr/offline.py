@@ -1,0 +1,299 @@
+"""Offline backend: silero VAD per channel cuts utterances, a sherpa-onnx
+OfflineRecognizer (Whisper, SenseVoice, Paraformer) decodes them; finals only.
+8 kHz lines are up-sampled for the VAD and recogniser (`upsample2`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import AsrConfig
+from .engine import AsrEngine, AsrError, Channel, f32
+from .repeats import drop_loops
+
+log = logging.getLogger(__name__)
+
+BUSY_WAITED_S = 0.2     # an utterance that waited this long for a decode thread takes the fast path
+# sherpa-onnx stops greedy Whisper after 6 tokens per second of the audio it was given
+# (100 feature frames a second): a fast talker says more than that
+WHISPER_TOKENS_PER_S = 6
+CAP_SILENCE = 0.5       # a capped utterance is decoded again with this much silence after it (x its length)
+WHISPER_MAX_SAMPLES = 29 * 16000    # sherpa-onnx keeps the first 3000 - 50 feature frames
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One cut of a channel's speech, waiting for (or in) its decode."""
+
+    samples: np.ndarray     # float32, 16 kHz, with the lead before the VAD's start
+    start: float            # call seconds of samples[0]
+    order: int              # cut number across the box: the decode order
+    cut_at: float           # time.monotonic() when it was cut
+
+
+@dataclass
+class OfflineChannel(Channel):
+    vad: object = None
+    pending: deque[Utterance] = field(default_factory=deque)   # oldest first; the head may be decoding
+    history: np.ndarray | None = None                 # the last seconds fed to the VAD (16 kHz)
+    history_start: int = 0                            # fed-sample index of history[0]
+
+
+def _up2_taps() -> np.ndarray:
+    k = np.arange(31) - 15
+    h = 0.5 * np.sinc(0.5 * k) * np.hamming(31)
+    return (2.0 * h / h.sum()).astype(np.float32)
+
+
+_UP2 = _up2_taps()
+
+
+def upsample2(x: np.ndarray) -> np.ndarray:
+    """8 kHz -> 16 kHz (zero-stuffing + 31-tap windowed-sinc low-pass at 4 kHz).
+
+    silero VAD in sherpa-onnx only runs at 16 kHz; telephone audio has nothing above
+    3.4 kHz, so this loses nothing."""
+    y = np.zeros(2 * len(x), dtype=np.float32)
+    y[::2] = x
+    return np.convolve(y, _UP2, mode="same").astype(np.float32)
+
+
+class OfflineEngine(AsrEngine):
+    """silero VAD per channel cuts utterances; the one shared OfflineRecognizer (ONNX
+    Runtime sessions are thread-safe) decodes them on `num_threads` decode threads of one
+    intra-op thread each, which uses the cores better than one decode with several
+    threads (Whisper decodes token by token).
+
+    Utterances are decoded oldest first across the box (the order they were cut), one
+    at a time per channel so a channel's finals come out in order. Run by its own thread
+    (`start()`), the engine hands an utterance to a free decode thread as soon as it is
+    cut and goes on feeding the VADs while it decodes; driven by `step()` (replay,
+    benchmarks) each round waits for its decodes, so a replay is deterministic."""
+
+    LEAD_S = 0.25      # silero marks speech a little late; the first word needs this lead
+
+    def __init__(self, cfg: AsrConfig, model, vad_model, on_result):
+        super().__init__(cfg, on_result)
+        import sherpa_onnx
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(cfg.num_threads, thread_name_prefix="asr-decode")
+        self._inflight: dict = {}      # future -> channel; at most one per channel
+        self._async = False            # True while the engine runs on its own thread
+        self._cuts = 0                 # utterances cut so far: the decode order
+        self.rec_busy = None           # Whisper with the short tail padding, used under load (start())
+        self.model = model
+        self.is_whisper = model.kind == "offline_whisper"
+
+        self._sherpa = sherpa_onnx
+        self.vad_model = vad_model
+        self.rec = self._loaded(self._recogniser)
+
+    def _loaded(self, make):
+        try:
+            return make()
+        except Exception as exc:     # sherpa-onnx raises RuntimeError/ValueError from C++
+            raise AsrError(f"cannot load model {self.model.name} from {self.model.directory}: {exc}") from None
+
+    def _recogniser(self):
+        m = self.model
+        if m.kind == "offline_whisper":
+            return self._whisper(self.cfg.whisper_tail_s)
+        if m.kind == "offline_sense_voice":
+            return self._sherpa.OfflineRecognizer.from_sense_voice(
+                model=str(m.path("model")), tokens=str(m.path("tokens")), num_threads=1, use_itn=True, language="auto")
+        return self._sherpa.OfflineRecognizer.from_paraformer(
+            paraformer=str(m.path("model")), tokens=str(m.path("tokens")), num_threads=1)
+
+    def _whisper(self, tail_s: float):
+        m, cfg = self.model, self.cfg
+        return self._sherpa.OfflineRecognizer.from_whisper(
+            encoder=str(m.path("encoder")), decoder=str(m.path("decoder")), tokens=str(m.path("tokens")),
+            language=cfg.language, task="transcribe", num_threads=1, decoding_method="greedy_search",
+            enable_token_timestamps=cfg.token_timestamps,
+            tail_paddings=round(tail_s * 100))     # in 10 ms feature frames
+
+    def _vad(self, sample_rate: int):
+        c = self._sherpa.VadModelConfig()
+        c.silero_vad.model = str(self.vad_model.path("model"))
+        c.silero_vad.threshold = self.cfg.vad_threshold
+        c.silero_vad.min_silence_duration = self.cfg.vad_min_silence_s
+        c.silero_vad.min_speech_duration = self.cfg.vad_min_speech_s
+        c.silero_vad.max_speech_duration = self.cfg.max_utterance_s
+        c.silero_vad.window_size = 512
+        c.sample_rate = 16000
+        c.num_threads = 1
+        return self._sherpa.VoiceActivityDetector(c, buffer_size_in_seconds=self.cfg.max_utterance_s + 5)
+
+    def _open(self, line, speaker, call_id, sample_rate):
+        return OfflineChannel(line, speaker, call_id, sample_rate, vad=self._vad(sample_rate))
+
+    def _accept(self, ch, chunk, dur):
+        ch.timeline.add(chunk.t, dur)
+        x = f32(chunk.samples)
+        x = x if ch.sample_rate == 16000 else upsample2(x)
+        keep = int((self.cfg.max_utterance_s + 5) * 16000)
+        if ch.history is None:
+            ch.history = x
+        else:
+            ch.history = np.concatenate([ch.history, x])
+            if len(ch.history) > keep:
+                ch.history_start += len(ch.history) - keep
+                ch.history = ch.history[-keep:]
+        ch.vad.accept_waveform(x)
+        self._collect(ch)
+
+    def _collect(self, ch: OfflineChannel) -> None:
+        while not ch.vad.empty():
+            seg = ch.vad.front
+            samples = np.asarray(seg.samples, dtype=np.float32)
+            first = seg.start
+            # the lead may not reach back past the start of this contiguous run of audio
+            run0 = int(round(ch.timeline.run_start(first / 16000) * 16000))
+            lead = min(int(self.LEAD_S * 16000), max(0, first - run0))
+            i0 = max(ch.history_start, first - lead) - ch.history_start
+            i1 = first - ch.history_start
+            if ch.history is not None and 0 <= i0 < i1 <= len(ch.history):
+                samples = np.concatenate([ch.history[i0:i1], samples])
+                first -= i1 - i0
+            self._cuts += 1
+            ch.pending.append(Utterance(samples, ch.timeline.to_call(first / 16000), self._cuts, time.monotonic()))
+            ch.vad.pop()
+
+    def _close(self, ch):
+        ch.closing = True
+        ch.vad.flush()
+        self._collect(ch)
+
+    def _finished(self, ch):
+        return not ch.pending      # the utterance being decoded stays at the head until its result
+
+    def _pending_utterances(self) -> int:
+        return sum(len(ch.pending) for ch in list(self.channels.values()))
+
+    def start(self) -> None:
+        # only the live engine decodes under load: replays (step()) never pay for the second
+        # copy of the weights (~130 MB)
+        if self.is_whisper and self.rec_busy is None and self.cfg.whisper_busy_tail_s != self.cfg.whisper_tail_s:
+            self.rec_busy = self._loaded(lambda: self._whisper(self.cfg.whisper_busy_tail_s))
+        self._async = True
+        super().start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._async = False        # the last round finishes every decode it starts
+        super().stop(timeout)
+
+    def _between_chunks(self) -> None:
+        # a long queue of audio (a burst after a stall, a benchmark feeding recordings)
+        # must not keep utterances already cut from decode threads that are free
+        if self._async and (len(self._inflight) < self.cfg.num_threads or any(f.done() for f in self._inflight)):
+            self._decode()
+
+    def _decode(self) -> bool:
+        if self._async:
+            done = self._complete()
+            self._submit()
+            for item in done:
+                self._result(*item)
+            return bool(done)
+        # step() finishes its round: everything cut so far is decoded before it returns,
+        # and the results come out in the order the utterances were cut (deterministic)
+        from concurrent.futures import FIRST_COMPLETED, wait
+        done = self._complete()
+        self._submit()
+        while self._inflight:
+            wait(list(self._inflight), return_when=FIRST_COMPLETED)
+            done += self._complete()
+            self._submit()
+        for item in sorted(done, key=lambda d: d[1].order):
+            self._result(*item)
+        return bool(done)
+
+    def _submit(self) -> None:
+        """Give free decode threads the oldest utterances of channels not decoding one.
+
+        Live (own thread), an utterance is decoded by the short-padding recogniser when
+        others still wait behind it or it has itself waited for a thread (a burst of turns
+        ending together): a loaded box trades a little accuracy for keeping finals prompt.
+        step() (replay, benchmarks) always uses the accurate one, so a replay gives the same
+        text however fast the machine is."""
+        free = self.cfg.num_threads - len(self._inflight)
+        if free <= 0:
+            return
+        decoding = set(map(id, self._inflight.values()))
+        idle = [ch for ch in self.channels.values() if ch.pending and id(ch) not in decoding]
+        taken = sorted(idle, key=lambda c: c.pending[0].order)[:free]
+        waiting = sum(len(ch.pending) for ch in self.channels.values()) - len(self._inflight) - len(taken)
+        late = bool(taken) and time.monotonic() - taken[0].pending[0].cut_at > BUSY_WAITED_S
+        rec = self.rec_busy if self._async and self.rec_busy is not None and (waiting > 0 or late) else self.rec
+        for ch in taken:
+            fut = self._pool.submit(self._decode_one, ch.pending[0], rec)
+            self._inflight[fut] = ch
+            fut.add_done_callback(lambda _: self._wake.set())
+            self.decode_calls += 1
+            self.busy_decodes += rec is not self.rec
+
+    def _complete(self) -> list:
+        """(channel, utterance, stream or None) of every finished decode; the channel may
+        start its next one."""
+        out = []
+        for fut in [f for f in self._inflight if f.done()]:
+            ch = self._inflight.pop(fut)
+            utt = ch.pending.popleft()
+            self.decoded_streams += 1
+            try:
+                stream, retried = fut.result()
+                self.cap_retries += retried
+                out.append((ch, utt, stream))
+            except Exception:
+                # an utterance the model cannot decode must not stop the channel
+                self.errors += 1
+                log.exception("decoding an utterance of line %s %s failed", ch.line, ch.speaker)
+                out.append((ch, utt, None))
+        return out
+
+    def _result(self, ch: OfflineChannel, utt: Utterance, s) -> None:
+        start = utt.start
+        text = s.result.text.strip() if s is not None else ""
+        if text:
+            stamps = [start + float(x) for x in (getattr(s.result, "timestamps", None) or [])]
+            tokens = tuple(s.result.tokens)
+            if self.is_whisper:
+                text, keep, dropped = drop_loops(text, tokens)
+                if dropped:
+                    self.repeats_trimmed += 1
+                    tokens = tuple(tokens[i] for i in keep)
+                    stamps = [stamps[i] for i in keep if i < len(stamps)]
+            self._emit(ch, text, True, start, start + len(utt.samples) / 16000, tokens, stamps)
+        ch.utterance += 1
+
+    def _decode_one(self, utt: Utterance, rec) -> tuple[object, bool]:
+        """(decoded stream, whether it took a second decode). A Whisper transcript that
+        reached sherpa-onnx's token cap lost its last words; silence after the speech
+        raises the cap without changing what is heard, so such an utterance is decoded
+        again with it (only fast talkers pay for the second decode). Not when the model
+        looped into the cap: the loop is dropped anyway, and more room only makes it longer."""
+        samples = utt.samples
+        s = _decoded(rec, samples)
+        # Whisper hears at most 30 s (sherpa-onnx drops the rest): the silence must fit
+        silence = min(int(len(samples) * CAP_SILENCE), WHISPER_MAX_SAMPLES - len(samples))
+        if (self.is_whisper and silence > 0 and len(s.result.tokens) >= whisper_token_cap(len(samples)) - 1
+                and not drop_loops(s.result.text.strip(), ())[2]):    # a loop ran into the cap: nothing was lost
+            return _decoded(rec, np.concatenate([samples, np.zeros(silence, np.float32)])), True
+        return s, False
+
+
+def _decoded(rec, samples: np.ndarray):
+    s = rec.create_stream()
+    s.accept_waveform(16000, samples)
+    rec.decode_stream(s)
+    return s
+
+
+def whisper_token_cap(n_samples: int) -> int:
+    """How many tokens sherpa-onnx lets greedy Whisper write for n_samples of 16 kHz audio."""
+    return int(n_samples / 160 / 100 * WHISPER_TOKENS_PER_S)
