@@ -125,3 +125,26 @@ def test_commands_drive_calls_and_bad_commands_are_rejected(tmp_path, mqtt_broke
         assert [(f["reason"], f["by"]) for f in flags] == [("coaching", "sup1")], rec["events"]
     finally:
         store.close()
+
+
+def test_speech_results_have_their_own_bounded_queue(tmp_path, caplog):
+    """A full command queue never costs a transcript; a worker so far behind that its
+    result queue fills drops (never blocks the engine), counts it in health and says so."""
+    from callcue.daemon.app import CONTROL_QUEUE, RESULT_QUEUE, LineWorker, _Control
+    from callcue.daemon.asr.engine import AsrResult
+    from callcue.daemon.assist.setup import Assist
+    from callcue.daemon.prosody.session import Detectors
+
+    line = LineConfig(id="7", source=SourceConfig(wav=tmp_path / "x.wav"), sample_rate=SR)
+    cfg = default_config(lines=[line], data_dir=tmp_path / "data")
+    d = Daemon(cfg)
+    d.assist = Assist(None, None, None)
+    w = d.workers["7"] = LineWorker(d, line, Detectors(cfg.detectors, SR))
+    for _ in range(CONTROL_QUEUE + 2):
+        w.post(_Control("status", (True, "test")))
+    res = AsrResult("7", "customer", "c1", "my policy number", True, 1.0, 2.0, 0)
+    for _ in range(RESULT_QUEUE + 3):
+        w.post_result(res)
+    assert w.control_dropped == 2 and w.results.qsize() == RESULT_QUEUE
+    assert d.health()["lines"]["7"]["results_dropped"] == 3
+    assert "speech result queue full" in caplog.text and "final result of call c1" in caplog.text
