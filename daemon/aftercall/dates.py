@@ -61,11 +61,11 @@ _EN = re.compile("|".join([
     rf"(?P<md>{_MONTH_SRC.replace('mon', 'mon2')}\s+(?:the\s+)?(?:(?P<dd2>[0-9]{{1,2}})(?:st|nd|rd|th)?|(?P<dw2>{_ORD_SRC})){_YEAR_SRC.replace('yr', 'yr2')})",
     rf"(?P<dn>(?:(?:on\s+the|by\s+the|the)\s+(?P<dd3>[0-9]{{1,2}})(?P<sfx>st|nd|rd|th)|(?:on|by)\s+the\s+(?P<dw3>{_ORD_SRC}))"
     r"(?:\s+of\s+(?P<dnm>this|last|next)\s+month)?)",
+    r"(?P<dayortwo>in\s+a\s+day\s+or\s+two|next\s+day\s+or\s+two)",
     r"(?P<bdays>(?:within|in)\s+(?:the\s+next\s+)?(?P<bdn>[0-9]+|a|one|two|three|four|five|six|seven|eight|nine|ten|"
     r"a\s+couple\s+of|couple\s+of)\s+(?P<bdk>business|working)\s+days?)",
     r"(?P<ndays>(?:within|in)\s+(?:the\s+next\s+)?(?P<ndn>[0-9]+|a|one|two|three|four|five|six|seven|eight|nine|ten|"
     r"a\s+couple\s+of|couple\s+of)\s+(?P<ndu>days?|weeks?|hours))",
-    r"(?P<dayortwo>in\s+a\s+day\s+or\s+two|next\s+day\s+or\s+two)",
     r"(?P<eow>(?:by\s+)?(?:the\s+)?end\s+of\s+(?:the|this)\s+week)",
     r"(?P<eod>(?:by\s+)?(?:the\s+)?end\s+of\s+(?:the\s+)?day|close\s+of\s+business)",
     r"(?P<nextweek>next\s+week)",
@@ -176,11 +176,20 @@ def _year(s: str | None) -> int | None:
     return int(got[0]) if got and 1900 <= got[0] <= 2099 else None
 
 
+# cheap first looks: most utterances hold no date, and the full patterns are long
+_EN_MAYBE = re.compile(r"(?i)day|night|tomorrow|ago|morning|afternoon|evening|" + "|".join(_WEEKDAYS) + "|"
+                       + "|".join(m for m in _MONTHS if len(m) > 2) + r"|[0-9](?:st|nd|rd|th)|the\s+(?:"
+                       + "|".join(_ORD_WORDS) + r"|twenty|thirty)|week|hour")
+_ZH_MAYBE = re.compile(r"[天号日周期拜内底前]")
+
+
 def find_dates(text: str, today: date, tense: Tense = "any") -> list[DateHit]:
     """Every date expression in `text`, resolved against `today` (the call's date).
     Deadlines ("within two business days", 三个工作日内) are found with tense future or any."""
     out: list[DateHit] = []
-    for m in _EN.finditer(text):
+    en = _EN_MAYBE.search(text) is not None
+    zh = _ZH_MAYBE.search(text) is not None
+    for m in (_EN.finditer(text) if en else ()):
         if m.start() > 0 and text[m.start() - 1].isalnum() and text[m.start() - 1].isascii():
             continue
         if m.end() < len(text) and text[m.end()].isascii() and text[m.end()].isalnum():
@@ -188,7 +197,7 @@ def find_dates(text: str, today: date, tense: Tense = "any") -> list[DateHit]:
         v, kind = _en_value(m, today, tense)
         if v is not None:
             out.append(DateHit(m.start(), m.end(), v, kind, m.group(0)))
-    for m in _ZH.finditer(text):
+    for m in (_ZH.finditer(text) if zh else ()):
         v, kind = _zh_value(m, today, tense)
         if v is not None:
             out.append(DateHit(m.start(), m.end(), v, kind, m.group(0)))

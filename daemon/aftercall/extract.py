@@ -120,13 +120,20 @@ def _phrase_set(phrases: list[str]) -> PhraseSet[str] | None:
     return PhraseSet((p, p) for p in phrases) if phrases else None
 
 
+def _phrase_set_items(pairs: list[tuple[Any, str]]) -> PhraseSet | None:
+    return PhraseSet((p, item) for item, p in pairs) if pairs else None
+
+
 class CompiledField:
     def __init__(self, f: TicketField):
         self.f = f
         self.cues = _phrase_set(phrases_of(f.cues))
         self.not_cues = _phrase_set(phrases_of(f.not_cues))
         self.pattern = re.compile(f.pattern) if f.pattern else None
-        self.options = [(o, _phrase_set(phrases_of(o.phrases))) for o in f.options]
+        self.options = list(f.options)
+        # every option's phrases in one set, matched once per utterance: items (option index, phrase)
+        self.option_phrases = _phrase_set_items([((k, p), p) for k, o in enumerate(f.options)
+                                                 for p in phrases_of(o.phrases)])
 
     @property
     def family(self) -> str:
@@ -191,10 +198,19 @@ class Extraction:
         self.today = record.call_date
         self.said = [Said(i, u) for i, u in enumerate(sorted(record.utterances, key=lambda u: (u.t_start, u.t_end)))]
         self.values: dict[str, FieldValue] = {}
+        self._cand_memo: dict[tuple, list] = {}
+        self._strength_memo: dict[tuple, tuple[float, str]] = {}
 
     # -- values said --
     def _candidates(self, cf: CompiledField, s: Said) -> list[tuple[Any, str, int, int]]:
         """(value, key, start, end) of values of the field's type in one utterance."""
+        key = (id(cf), s.i)
+        got = self._cand_memo.get(key)
+        if got is None:
+            got = self._cand_memo[key] = self._find_candidates(cf, s)
+        return got
+
+    def _find_candidates(self, cf: CompiledField, s: Said) -> list[tuple[Any, str, int, int]]:
         f = cf.f
         out = []
         if f.type in ("id", "phone", "number"):
@@ -241,6 +257,14 @@ class Extraction:
 
     def _strength(self, cf: CompiledField, s: Said, start: int, end: int, seg_a: int, seg_b: int,
                   asked: bool) -> tuple[float, str]:
+        key = (id(cf), s.i, start, end, seg_a, seg_b, asked)
+        got = self._strength_memo.get(key)
+        if got is None:
+            got = self._strength_memo[key] = self._find_strength(cf, s, start, end, seg_a, seg_b, asked)
+        return got
+
+    def _find_strength(self, cf: CompiledField, s: Said, start: int, end: int, seg_a: int, seg_b: int,
+                       asked: bool) -> tuple[float, str]:
         text = s.u.text
         k = CJK_UNITS if has_cjk(text) else 1.0
         before = _cue_before(cf.cues, text[seg_a:start])
@@ -400,7 +424,12 @@ class Extraction:
     def _enum_field(self, cf: CompiledField) -> FieldValue:
         f, rec = cf.f, self.record
         results = []
-        for opt, ps in cf.options:
+        heard: dict[int, list] = {}          # option index -> [(phrase, said)] in call order
+        if cf.option_phrases is not None:
+            for s in self.said:
+                for hit in cf.option_phrases.find(s.heard):
+                    heard.setdefault(hit.item[0], []).append((hit.item[1], s))
+        for oi, opt in enumerate(cf.options):
             ev: list[tuple[float, str, float | None, str | None]] = []     # (weight, evidence, t, speaker)
             fl = rec.flow
             if fl is not None and fl.branch and fl.branch in opt.branches and self.branch_ok:
@@ -421,17 +450,13 @@ class Extraction:
             for o in rec.offers:
                 if o.made_t is not None and o.id in opt.offers:
                     ev.append((0.7, f"offer made: {o.title}", o.made_t, "agent"))
-            if ps is not None:
-                who = opt.speaker or f.speaker
-                seen: set[str] = set()
-                for s in self.said:
-                    if who != "any" and s.u.speaker != who:
-                        continue
-                    for hit in ps.find(s.heard):
-                        if hit.item in seen:
-                            continue
-                        seen.add(hit.item)
-                        ev.append((PHRASE_WEIGHT, self.redact(s.u.text), s.u.t_start, s.u.speaker))
+            who = opt.speaker or f.speaker
+            seen: set[str] = set()
+            for phrase, s in heard.get(oi, ()):
+                if (who != "any" and s.u.speaker != who) or phrase in seen:
+                    continue
+                seen.add(phrase)
+                ev.append((PHRASE_WEIGHT, s.u.text, s.u.t_start, s.u.speaker))
             if not ev:
                 results.append((0.0, opt, None))
                 continue
@@ -459,7 +484,8 @@ class Extraction:
                 return FieldValue(f.otherwise, "no option had enough evidence", None, f.min_confidence, None)
             return FieldValue()
         score, opt, top = chosen
-        return FieldValue(opt.value, top[1], top[2], min(score, 0.99), top[3])
+        evidence = self.redact(top[1]) if top[3] is not None or top[2] is not None else top[1]
+        return FieldValue(opt.value, evidence, top[2], min(score, 0.99), top[3])
 
     # -- text --
     def _promise(self, cf: CompiledField) -> FieldValue:
@@ -471,12 +497,18 @@ class Extraction:
         for s in self.said:
             if f.speaker != "any" and s.u.speaker != f.speaker:
                 continue
-            for sm in _SENTENCE.finditer(s.u.text):
-                clauses = [m.group(0) for m in _CLAUSE.finditer(sm.group(0))]
+            all_dates = s.dates(self.today, "future")
+            if not (cf.cues is not None and cf.cues.find(s.heard)) and not any(h.kind == "deadline" for h in all_dates):
+                continue
+            text_all = s.u.text
+            for sm in _SENTENCE.finditer(text_all):
+                spans = [(sm.start() + m.start(), sm.start() + m.end()) for m in _CLAUSE.finditer(sm.group(0))]
+                clauses = [text_all[a:b] for a, b in spans]
+                in_clause = [[h for h in all_dates if a <= h.start < b] for a, b in spans]
                 for k, clause in enumerate(clauses):
                     if cf.not_cues is not None and cf.not_cues.find(clause):
                         continue
-                    dates = find_dates(clause, self.today, "future")
+                    dates = in_clause[k]
                     cued = cf.cues is not None and bool(cf.cues.find(clause))
                     if not cued and not any(h.kind == "deadline" for h in dates):
                         continue
@@ -486,7 +518,7 @@ class Extraction:
                     short = len(clause.strip()) < (8 if has_cjk(clause) else 25)
                     if (short or not dates) and k + 1 < len(clauses) and not (
                             cf.not_cues is not None and cf.not_cues.find(clauses[k + 1])):
-                        more = find_dates(clauses[k + 1], self.today, "future")
+                        more = in_clause[k + 1]
                         if short or more:
                             text, dates = text + clauses[k + 1], dates + more
                     due = _due(dates, self.today)
