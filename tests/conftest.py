@@ -6,13 +6,16 @@ Other test files: use the `mqtt_broker`, `private_broker` and `collector` fixtur
 or `from conftest import collect` for a Collector of your own.
 
 Also here: `wait_until` (wait for a condition instead of sleeping and hoping), and what
-the tests need that hardware/provision.sh installs: `@pytest.mark.needs_models(...)` and
-`missing(...)` skip a test on a machine without the speech or embedding models, and fail
-it when CALLCUE_REQUIRE_MODELS=1 (`hardware/provision.sh test`, so CI, sets it).
+the tests need that hardware/provision.sh installs: `@pytest.mark.needs_models(...)`,
+`@pytest.mark.needs_packages(...)`, `needs_demo_calls()` and `missing(...)` skip a test on
+a machine without the speech or embedding models (or the tools that build them, or the
+rendered demo calls), and fail it when CALLCUE_REQUIRE_MODELS=1 (`hardware/provision.sh
+test`, so CI, sets it).
 Plain helpers (synthetic calls, WAV files, a content pack) are in helpers.py.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 import time
@@ -191,6 +194,9 @@ def needs_demo_calls() -> None:
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "needs_models(*names): installed models the test needs; a missing one "
                                        "skips it, or fails it when CALLCUE_REQUIRE_MODELS=1")
+    config.addinivalue_line("markers", "needs_packages(*modules, hint=...): Python packages the test needs (the "
+                                       "model build tools); a missing one skips it, or fails it when "
+                                       "CALLCUE_REQUIRE_MODELS=1")
 
 
 def pytest_report_header(config) -> str:
@@ -198,13 +204,20 @@ def pytest_report_header(config) -> str:
             else "callcue: a missing model skips its tests (CALLCUE_REQUIRE_MODELS=1 fails them)")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item) -> None:
+    """Before any fixture of the test is set up (a session fixture may build a model)."""
     names = [n for mark in item.iter_markers("needs_models") for n in mark.args]
     if names:
         from callcue.models.installed import installed_names
         lacking = sorted(set(names) - set(installed_names()))
         if lacking:
             missing(f"model(s) not installed: {', '.join(lacking)} (hardware/provision.sh builds them)")
+    for mark in item.iter_markers("needs_packages"):
+        lacking = [m for m in mark.args if importlib.util.find_spec(m) is None]
+        if lacking:
+            hint = f" ({mark.kwargs['hint']})" if "hint" in mark.kwargs else ""
+            missing(f"not installed: {', '.join(lacking)}{hint}")
 
 
 __all__ = ["collect", "Collector", "Received", "free_port", "wait_until", "clear_retained", "missing",

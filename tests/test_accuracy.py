@@ -15,8 +15,8 @@ from callcue.daemon import cli
 from callcue.daemon.eval.score_alerts import KINDS, format_report, score_paths
 from callcue.daemon.eval.synth.generate import generate_call
 from callcue.daemon.eval.synth.render import render_call, write_call
-
-DEMO_CALLS = Path(__file__).resolve().parent.parent / "flows" / "demo" / "calls"
+from conftest import needs_demo_calls
+from helpers import DEMO_CALLS
 
 
 def _render(job: tuple[str, int, int, str]) -> str:
@@ -55,9 +55,8 @@ def test_detectors_on_fresh_espeak_calls(tmp_path):
 
 
 def test_bundled_demo_calls(tmp_path):
+    needs_demo_calls()
     wavs = sorted(DEMO_CALLS.glob("*.wav"))
-    if not wavs:
-        pytest.skip("demo calls not rendered (hardware/provision.sh renders them)")
     for wav in wavs:  # the labels rendered next to each demo WAV
         name = wav.stem + ".labels.json"
         (tmp_path / name).write_bytes((DEMO_CALLS / name).read_bytes())

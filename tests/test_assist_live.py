@@ -13,12 +13,9 @@ from callcue.daemon.config import AsrConfig, BrokerConfig, LineConfig, SourceCon
 from callcue.daemon.store.calls import CallStore
 from callcue.daemon.eval.synth.render import render_call, write_call
 from callcue.daemon.eval.synth.script import CallScript
-from callcue.models.installed import installed_names
-
 from conftest import clear_retained
 
-pytestmark = pytest.mark.skipif("whisper-tiny.en" not in installed_names(),
-                                reason="the demo speech model is not built (hardware/provision.sh builds it)")
+pytestmark = pytest.mark.needs_models("whisper-tiny.en", "silero-vad")
 
 PHONE = "4155552671"
 SCRIPT = {

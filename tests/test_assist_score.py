@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from callcue.daemon.eval.score_assist import default_calls, run
-from callcue.models.installed import installed_names
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def test_offers_suggested_and_made(figures):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("whisper-tiny.en" not in installed_names(), reason="the demo speech model is not built")
+@pytest.mark.needs_models("whisper-tiny.en", "silero-vad")
 def test_english_calls_through_audio_and_speech_recognition():
     calls = [c for c in default_calls() if c.name.startswith("en_")]
     f = run(calls, audio=True, content=None).figures()

