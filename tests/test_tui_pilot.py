@@ -20,16 +20,21 @@ from callcue.daemon.app import Daemon
 from callcue.daemon.config import BrokerConfig, LineConfig, SourceConfig, default_config
 from callcue.daemon.store.calls import CallStore
 from callcue.tui.agent import AgentApp
-from callcue.tui.app import CallScreen, HelpScreen, SupervisorApp
+from callcue.tui.app import CallScreen, ConfirmScreen, HelpScreen, SupervisorApp
 from callcue.tui.mqtt import floor_filters
 from conftest import clear_retained
-from test_daemon import write_wav
-from test_prosody import call, speech
+from helpers import call, speech, write_wav
 
 
 def screen_text(app) -> str:
     """What the terminal shows right now (the compositor's lines as plain text)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def notices(app) -> list[str]:
+    """The notifications (toasts) the app has raised: Textual keeps them in App._notifications;
+    they are not in the composited screen under run_test."""
+    return [n.message for n in app._notifications]
 
 
 def row_of(app, line: str) -> str:
@@ -113,13 +118,13 @@ def test_board_and_feed_follow_a_replayed_call_and_ack_reaches_the_broker(
             await until(pilot, lambda: "talk over" not in row_of(app, "replay"), 5, "row cleared")
             # the call has ended: a take-over flag is refused with a notice, nothing is sent
             await pilot.press("t")
-            await pilot.pause(0.3)
-            assert not any(b'"flag"' in m.payload for m in cmds.snapshot())
-            # coaching is for after the call, too
+            await until(pilot, lambda: any("has no call to flag" in n for n in notices(app)), 5, "take-over refused")
+            # coaching is for after the call, too; the commands go out in order, so the
+            # coaching flag being the only flag proves the take-over sent nothing
             await pilot.press("c")
             got = cmds.wait_for(lambda ms: any(b'"flag"' in m.payload for m in ms), 5)
-            flag = json.loads(next(m for m in got if b'"flag"' in m.payload).payload)
-            assert flag == {"op": "flag", "reason": "coaching", "by": "sup-pilot", "call_id": "c-pilot"}
+            flags = [json.loads(m.payload) for m in got if b'"flag"' in m.payload]
+            assert flags == [{"op": "flag", "reason": "coaching", "by": "sup-pilot", "call_id": "c-pilot"}]
 
     asyncio.run(scenario())
 
@@ -145,8 +150,13 @@ def test_live_daemon_call_updates_the_row_and_ack_and_flags_reach_the_daemon(
                 await until(pilot, lambda: "talk over" in row_of(app, "L1"), 15, "talk_over on the live row")
                 row = row_of(app, "L1")
                 assert row != first and "in call" in row
-                dur = [w for w in row.split() if ":" in w][0]
-                assert int(dur.split(":")[1]) >= 3, row           # the duration is counting
+
+                def seconds() -> int:      # the row's duration column (m:ss), -1 when it shows none
+                    dur = [w for w in row_of(app, "L1").split() if ":" in w]
+                    return int(dur[0].split(":")[0]) * 60 + int(dur[0].split(":")[1]) if dur else -1
+
+                # the duration is counting (a busy box may be showing an early moment of the call)
+                await until(pilot, lambda: seconds() >= 3, 10, "the call's duration counting up")
                 # the call view: timeline with the talk-over mark
                 await pilot.press("enter")
                 assert isinstance(app.screen, CallScreen)
@@ -162,16 +172,18 @@ def test_live_daemon_call_updates_the_row_and_ack_and_flags_reach_the_daemon(
                     call_id = line.call_id
                     talk = [a for a in line.current.alerts if a.kind == "talk_over"]
                 assert ack["alert_id"] == talk[0].id and ack["by"] == "sup-live"
-                # take-over asks first; 'n' sends nothing, 'y' sends the flag
+                # take-over asks first; 'n' sends nothing, 'y' sends the flag (commands go out in
+                # order, so the take-over being the only flag proves 'n' sent nothing)
                 await pilot.press("t")
+                await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "take-over question")
                 await pilot.press("n")
-                await pilot.pause(0.3)
-                assert not any(b'"flag"' in m.payload for m in cmds.snapshot())
+                await until(pilot, lambda: isinstance(app.screen, CallScreen), 5, "question answered")
                 await pilot.press("t")
+                await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, "take-over question")
                 await pilot.press("y")
                 got = cmds.wait_for(lambda ms: any(b'"flag"' in m.payload for m in ms), 5)
-                flag = json.loads(next(m for m in got if b'"flag"' in m.payload).payload)
-                assert flag == {"op": "flag", "reason": "takeover", "by": "sup-live", "call_id": call_id}
+                flags = [json.loads(m.payload) for m in got if b'"flag"' in m.payload]
+                assert flags == [{"op": "flag", "reason": "takeover", "by": "sup-live", "call_id": call_id}]
                 await pilot.press("escape")
                 await until(pilot, lambda: "⚑T" in row_of(app, "L1"), 5, "take-over mark on the row")
                 assert screen_text(app).splitlines()[2].startswith("L1")    # flagged: top of the board

@@ -13,8 +13,7 @@ import uuid
 import pytest
 
 from conftest import clear_retained
-from test_daemon import write_wav
-from test_prosody import call, speech
+from helpers import call, speech, write_wav
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (provision.sh installs it)")
 
@@ -82,6 +81,8 @@ lines:
         tmux.keys("?")
         tmux.wait(lambda s: "Keys" in s and "acknowledge" in s, 5, "help screen")
         tmux.keys("x")
+        # a key typed while the help is still closing goes to the help screen, not the board
+        tmux.wait(lambda s: "acknowledge" not in s and "Enter call" in s, 5, "help closed, the board back")
         tmux.keys("Enter")
         text = tmux.wait(lambda s: "Line L1" in s and "agitation│" in s, 5, "call view")
         marks = next(x for x in text.splitlines() if x.strip().startswith("alerts"))
