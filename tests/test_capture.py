@@ -519,19 +519,12 @@ def test_device_worker_stuck_in_the_driver_dies_with_the_daemon(alsa):
     daemon = subprocess.Popen([sys.executable, "-c", script])
     worker = None
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (kids := _children(daemon.pid)):
-            time.sleep(0.05)
-        assert kids, "no device worker started"
-        worker = kids[0]
+        worker = wait_until(lambda: _children(daemon.pid), 10, "a device worker started")[0]
         assert "device_worker.py" in Path(f"/proc/{worker}/cmdline").read_text()
         wait_until(lambda: _blocked_opening_a_fifo(worker), 20, "the device worker stuck opening the FIFO")
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(5)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _alive(worker):
-            time.sleep(0.05)
-        assert not _alive(worker), "the device worker outlived the daemon"
+        wait_until(lambda: not _alive(worker), 5, "the device worker gone with the daemon")
     finally:
         if daemon.poll() is None:
             daemon.kill()
