@@ -7,8 +7,9 @@ only known once espeak-ng has spoken them (render.py).
 """
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -68,6 +69,11 @@ class CallExpect(Strict):
     missing: list[str] = Field(default_factory=list, description="required phrase ids the agent skips (missing_phrase)")
     ivr: dict[str, str] | None = Field(None, description="ivr_context sent at call start, e.g. {intent: claim}")
     team: str | None = Field(None, description="team of the line the call is on")
+    call_date: date | None = Field(None, description="date the call is on (after-call labels: relative dates are read from it)")
+    call_type: str | None = Field(None, description="after call: the ticket template (call type) the call should get")
+    ticket: dict[str, Any] | None = Field(None, description=(
+        "after call: ticket field name -> the value the call states; a field not listed (or null) is not stated "
+        "and must stay empty; follow_up as {say: [words the promise holds], due: date}"))
 
 
 class Turn(Strict):
