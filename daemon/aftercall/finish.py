@@ -46,6 +46,7 @@ class AfterCall:
         reason = [p for f in pack.flows for b in f.branches for p in b.intent]
         reason += [p for t in usable for p in phrases_of(t.calls.phrases)]
         self.reason_cues = PhraseSet((p, p) for p in reason) if reason else None
+        self.branch_steps = frozenset(s.id for f in pack.flows for b in f.branches for s in b.steps)
         items = self.qa.items if self.qa is not None else []
         self.min_gap_s = next((i.min_gap_s for i in items if isinstance(i, DeadAirItem)), 5.0)
         self.min_overlap_s = next((i.min_overlap_s for i in items if isinstance(i, InterruptionsItem)), 1.0)
@@ -74,7 +75,7 @@ class AfterCall:
         figures = call_figures(record, self.min_gap_s, self.min_overlap_s)
         card = scorecard(self.qa, record, figures, self.required_ids, ticket, required, lang)
         card.update(self._assist_card(record, lang))
-        summary = summarise(record, lang, kind.template, values, self.reason_cues, redact)
+        summary = summarise(record, lang, kind.template, values, self.reason_cues, redact, self.branch_steps)
         return {"summary": summary, "ticket": ticket, "scorecard": card, "call_type": kind.call_type}
 
     def _assist_card(self, r: CallRecord, lang: str) -> dict[str, Any]:

@@ -52,7 +52,9 @@ def _condense(text: str, lang: str, cue: PhraseSet | None) -> str:
     if not kept:
         return ""
     start = 0
-    if cue is not None:
+    whole = sum(len(c) + 1 for c in kept)
+    if cue is not None and whole > _MAX[lang]:
+        # too long for one line: from the clause that says what the call is about
         start = next((k for k, c in enumerate(kept) if cue.find(c)), 0)
     out = ""
     for c in kept[start:]:
@@ -78,8 +80,14 @@ def reason_utterance(record: CallRecord, cue: PhraseSet | None) -> Any:
     return customer[0] if customer else None
 
 
+def _short(title: str) -> str:
+    """An article or offer title without its explanation: "Deductible (excess) – what it is" -> "Deductible"."""
+    t = re.split(r"\s[–—-]\s|[（(：:]", title, maxsplit=1)[0].strip()
+    return t or title
+
+
 def summarise(record: CallRecord, lang: str, template: TicketTemplate | None, values: dict[str, FieldValue],
-              reason_cue: PhraseSet | None, redact: Callable[[str], str]) -> str:
+              reason_cue: PhraseSet | None, redact: Callable[[str], str], branch_steps: frozenset[str] = frozenset()) -> str:
     L = _LABELS[lang]
     sep, semi, colon = _SEP[lang], _SEMI[lang], _COLON[lang]
     lines = []
@@ -91,14 +99,18 @@ def summarise(record: CallRecord, lang: str, template: TicketTemplate | None, va
     lines.append(f"{L['reason']}{colon}{head}{q[0]}{reason}{q[1]}" if reason else f"{L['reason']}{colon}{head}{L['no_words']}")
     did = []
     fl = record.flow
-    if fl is not None:
-        done = [s.title for s in fl.steps if s.done]
+    if fl is not None and fl.steps:
+        # the call type's own steps by name; the opening and closing ones only counted
+        done = [s.title for s in fl.steps if s.done and s.id in branch_steps] or \
+            [s.title for s in fl.steps if s.done][:4]
+        n = sum(s.done for s in fl.steps)
+        count = f" ({n}/{len(fl.steps)})" if lang == "en" else f"（{n}/{len(fl.steps)}）"
         if done:
-            did.append(f"{L['steps']} " + sep.join(done) if lang == "en" else f"{L['steps']}：" + sep.join(done))
+            did.append((f"{L['steps']} " if lang == "en" else f"{L['steps']}：") + sep.join(done) + count)
     if record.knowledge:
-        arts = sep.join(p.title for p in record.knowledge)
+        arts = sep.join(_short(p.title) for p in record.knowledge)
         did.append(f"{L['articles']} {arts}" if lang == "en" else f"{L['articles']}：{arts}")
-    made = [o.title for o in record.offers if o.made_t is not None]
+    made = [_short(o.title) for o in record.offers if o.made_t is not None]
     if made:
         did.append(f"{L['offers']} " + sep.join(made) if lang == "en" else f"{L['offers']}：" + sep.join(made))
     if did:
@@ -108,7 +120,7 @@ def summarise(record: CallRecord, lang: str, template: TicketTemplate | None, va
         for f in template.fields:
             v = values.get(f.name)
             if v is None or v.value is None or f.type not in _FACT_TYPES or f.personal or \
-                    f.name in ("resolution", "follow_up"):
+                    f.name in ("resolution", "follow_up") or (f.name == "requested_action" and call_type):
                 continue
             shown = v.value
             if f.type == "enum":
