@@ -304,7 +304,7 @@ def bridge_conf(cfg, central: Central, password: str) -> str:
            "try_private true",
            # the floor keeps what it could not send while the link is down and sends it on reconnect
            "cleansession false",
-           "restart_timeout 2 30",
+           "restart_timeout 1 10",     # reconnect backoff: 1 s doubling up to 10 s
            "notifications true",
            "notifications_local_only true"]
     if central.tls:

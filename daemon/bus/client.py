@@ -135,6 +135,7 @@ class Bus:
         self._client = c
         self._fail_logged: str | None = None   # the failure last logged; logged again only when it changes
         self._refused = False
+        self._connect_failures = 0             # attempts that did not get connected (any reason)
 
     # -- public API ---------------------------------------------------------------
 
@@ -226,6 +227,7 @@ class Bus:
                 "dropped_qos0": self._dropped_qos0,
                 "outbox_dropped": self._outbox.dropped,
                 "reconnects": max(0, self._connects - 1),
+                "connect_failures": self._connect_failures,
                 "handler_errors": self._handler_errors,
             }
 
@@ -324,6 +326,8 @@ class Bus:
 
     def _log_failure(self, why: str) -> None:
         """A failed connection attempt: logged when its reason is new (TLS and refusals as errors)."""
+        with self._ack_cond:
+            self._connect_failures += 1
         if why == self._fail_logged or self._stopping.is_set():
             return
         self._fail_logged = why
