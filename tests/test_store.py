@@ -375,20 +375,21 @@ def test_sigkill_of_a_busy_store_then_recovery(tmp_path):
 # ---------------------------------------------------------------- bounded write-behind
 
 def test_full_queue_drops_events_without_blocking_and_refuses_call_boundaries(tmp_path):
-    store = CallStore(tmp_path, queue_size=20, block_s=0.2)
+    # block_s well above scheduling noise, so "did not block" and "blocked" stay apart on a busy box
+    store = CallStore(tmp_path, queue_size=20, block_s=1.0)
     store.start_call("L1", "c1", "ann", T0)
     with store._hold_writer():  # the writer is stuck, as on a stalled disk
         for i in range(20):
             assert store.add_event("c1", "transcript", {"i": i})
         t = time.perf_counter()
         assert store.add_event("c1", "transcript", {"i": 20}) is False
-        assert time.perf_counter() - t < 0.05, "add_event blocked on a full queue"
+        assert time.perf_counter() - t < 0.5, "add_event blocked on a full queue"
         st = store.stats()
         assert st["dropped_events"] == 1 and st["pending"] == 20 and st["queue_size"] == 20
         t = time.perf_counter()
         with pytest.raises(StoreBusyError, match="start was not recorded"):
             store.start_call("L2", "c2", "bob", T0)
-        assert 0.15 < time.perf_counter() - t < 1.0
+        assert 0.9 < time.perf_counter() - t < 5.0
     store.start_call("L2", "c2", "bob", T0)  # the failed attempt left no reservation behind
     assert [e["payload"]["i"] for e in store.get_call("c1")["events"]] == list(range(20))
     store.close()
@@ -401,14 +402,15 @@ def test_writes_are_batched_and_reach_disk_within_the_interval(tmp_path):
     seg = tmp_path / "events" / "2024-05-01" / "c1.0.json"
     t0 = time.monotonic()
     n = 0
-    while time.monotonic() - t0 < 1.0:
+    # a count, not a time budget: a loaded machine sleeps longer than asked
+    while n < 300 or time.monotonic() - t0 < 1.0:
         store.add_event("c1", "transcript", {"i": n})
         n += 1
         time.sleep(0.002)
     elapsed = time.monotonic() - t0
     st = store.stats()
     # hundreds of events, but at most one flush per interval (plus the first, immediate one)
-    assert n > 200 and st["flushes"] <= elapsed / interval + 3, (n, st)
+    assert st["flushes"] <= elapsed / interval + 3, (n, st)
     # the last event is on disk within the interval, without close()
     deadline = time.monotonic() + interval + 1.0
     while time.monotonic() < deadline:
@@ -417,7 +419,7 @@ def test_writes_are_batched_and_reach_disk_within_the_interval(tmp_path):
             break
         time.sleep(0.02)
     assert len(read_json_file(seg)["events"]) == n
-    assert time.monotonic() - (t0 + elapsed) < interval + 0.5
+    assert time.monotonic() - (t0 + elapsed) < interval + 1.0
     assert store.stats()["last_flush_age_s"] is not None
     store.close()
 
