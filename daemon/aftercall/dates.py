@@ -47,6 +47,7 @@ _YEAR_SRC = r"(?:,?\s+(?P<yr>(?:19|20)[0-9]{2}|(?:nineteen|twenty)\s+[a-z]+(?:[\
 _NUMWORD = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
             "eight": 8, "nine": 9, "ten": 10, "couple": 2, "a couple": 2, "a couple of": 2, "couple of": 2}
 
+_LOW = r"(?:[0-9]+|one|two|three|four|five|six|seven|eight|nine)"     # "two to three working days": the later one
 _EN = re.compile("|".join([
     r"(?P<rel_m2>(?:the\s+)?day\s+before\s+yesterday)",
     r"(?P<rel_p2>(?:the\s+)?day\s+after\s+tomorrow)",
@@ -62,9 +63,9 @@ _EN = re.compile("|".join([
     rf"(?P<dn>(?:(?:on\s+the|by\s+the|the)\s+(?P<dd3>[0-9]{{1,2}})(?P<sfx>st|nd|rd|th)|(?:on|by)\s+the\s+(?P<dw3>{_ORD_SRC}))"
     r"(?:\s+of\s+(?P<dnm>this|last|next)\s+month)?)",
     r"(?P<dayortwo>in\s+a\s+day\s+or\s+two|next\s+day\s+or\s+two)",
-    r"(?P<bdays>(?:within|in)\s+(?:the\s+next\s+)?(?P<bdn>[0-9]+|a|one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"(?P<bdays>(?:within|in)\s+(?:the\s+next\s+)?(?:" + _LOW + r"\s+(?:to|or)\s+)?(?P<bdn>[0-9]+|a|one|two|three|four|five|six|seven|eight|nine|ten|"
     r"a\s+couple\s+of|couple\s+of)\s+(?P<bdk>business|working)\s+days?)",
-    r"(?P<ndays>(?:within|in)\s+(?:the\s+next\s+)?(?P<ndn>[0-9]+|a|one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"(?P<ndays>(?:within|in)\s+(?:the\s+next\s+)?(?:" + _LOW + r"\s+(?:to|or)\s+)?(?P<ndn>[0-9]+|a|one|two|three|four|five|six|seven|eight|nine|ten|"
     r"a\s+couple\s+of|couple\s+of)\s+(?P<ndu>days?|weeks?|hours))",
     r"(?P<eow>(?:by\s+)?(?:the\s+)?end\s+of\s+(?:the|this)\s+week)",
     r"(?P<eod>(?:by\s+)?(?:the\s+)?end\s+of\s+(?:the\s+)?day|close\s+of\s+business)",
@@ -78,10 +79,10 @@ _ZH = re.compile("|".join([
     r"(?P<z_m1>昨天|昨晚|昨日|昨儿)", r"(?P<z_p1>明天|明早|明日|明儿)",
     r"(?P<z_0>今天|今早|今晚|今日|今儿|刚才|刚刚)",
     rf"(?P<z_ago>(?P<z_agon>[{_ZH_NUMS}]+)(?:个)?(?P<z_agou>天|星期|礼拜|周)(?:以前|之前|前))",
-    r"(?P<z_wd>(?P<z_wdq>上上|上|这|本|下|这个|上个|下个)?(?:个)?(?:周|星期|礼拜)(?P<z_wdn>[一二三四五六日天末]))",
+    r"(?P<z_wd>(?P<z_wdq>上上|上|这|本|下|这个|上个|下个)?(?:个)?(?:周|星期|礼拜)(?P<z_wdn>[一二三四五六日天末])(?P<z_wdby>之前|以前|前)?)",
     rf"(?P<z_md>(?:(?P<z_y>[{_ZH_NUMS}]{{4}}|今|去|明)年)?(?P<z_mq>上个|下个|这个|本)?(?:(?P<z_mon>[{_ZH_NUMS}]{{1,3}})月|月)?(?P<z_day>[{_ZH_NUMS}]{{1,3}})(?:号|日)(?![期记]))",
-    rf"(?P<z_bdays>(?P<z_bdn>[{_ZH_NUMS}]+)个?工作日(?:之|以)?内)",
-    rf"(?P<z_ndays>(?P<z_ndn>[{_ZH_NUMS}]+)(?:个)?(?P<z_ndu>天|小时|星期|礼拜|周)(?:之|以)?内)",
+    rf"(?P<z_bdays>(?:[{_ZH_NUMS}]+[到至])?(?P<z_bdn>[{_ZH_NUMS}]+)个?工作日(?:之内|以内|内|左右)?)",
+    rf"(?P<z_ndays>(?:[{_ZH_NUMS}]+[到至])?(?P<z_ndn>[{_ZH_NUMS}]+)(?:个)?(?P<z_ndu>天|小时|星期|礼拜|周)(?:之内|以内|内|左右))",
     r"(?P<z_eow>(?:本|这)(?:个)?(?:周|星期|礼拜)(?:之|以)?内)",
     r"(?P<z_nextweek>下(?:个)?(?:周|星期|礼拜)(?![一二三四五六日天末]))",
     r"(?P<z_eom>(?:这个|本)?月底(?:前|之前)?)",
@@ -293,7 +294,7 @@ def _zh_value(m: re.Match, today: date, tense: Tense) -> tuple[date | None, str]
         wd = _ZH_WD[m.group("z_wdn")]
         q = (m.group("z_wdq") or "").replace("个", "")
         how = {"上上": "week-2", "上": "week-1", "这": "week0", "本": "week0", "下": "week1"}.get(q, "bare")
-        return _weekday(today, wd, how, tense), "day"
+        return _weekday(today, wd, how, tense), "deadline" if m.group("z_wdby") else "day"
     if g == "z_md":
         day = _count(m.group("z_day"))
         if day is None:

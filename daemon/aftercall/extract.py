@@ -116,12 +116,36 @@ class FieldValue:
         return out
 
 
+# Matching drops apostrophes ("I'll" is heard as "ill"): a phrase written one way also
+# matches the other ("you will receive" = "you'll receive", "I've cancelled" = "I have cancelled").
+_CONTRACTIONS = [("i have", "ive"), ("i will", "ill"), ("you will", "youll"), ("we will", "well"),
+                 ("they will", "theyll"), ("she will", "shell"), ("he will", "hell"), ("it will", "itll"),
+                 ("i am", "im"), ("you are", "youre"), ("we have", "weve"), ("you have", "youve"),
+                 ("they have", "theyve"), ("it is", "its"), ("that is", "thats"), ("there is", "theres"),
+                 ("do not", "dont"), ("does not", "doesnt"), ("did not", "didnt"), ("cannot", "cant"),
+                 ("will not", "wont"), ("is not", "isnt"), ("have not", "havent"), ("has not", "hasnt"),
+                 ("i would", "id"), ("we would", "wed"), ("you would", "youd")]
+_WORDS_OF = [(re.compile(rf"(?<![a-z]){re.escape(a)}(?![a-z])"), b) for a, b in _CONTRACTIONS]
+_CONTRACTED = [(re.compile(rf"(?<![a-z]){re.escape(b)}(?![a-z])"), a) for a, b in _CONTRACTIONS]
+
+
+def with_contractions(phrases: list[str]) -> list[str]:
+    out = []
+    for p in phrases:
+        q = p.lower().replace("'", "").replace("’", "")
+        out.append(p)
+        for pat, repl in (*_WORDS_OF, *_CONTRACTED):
+            if pat.search(q):
+                out.append(pat.sub(repl, q))
+    return list(dict.fromkeys(out))
+
+
 def _phrase_set(phrases: list[str]) -> PhraseSet[str] | None:
-    return PhraseSet((p, p) for p in phrases) if phrases else None
+    return PhraseSet((v, p) for p in phrases for v in with_contractions([p])) if phrases else None
 
 
 def _phrase_set_items(pairs: list[tuple[Any, str]]) -> PhraseSet | None:
-    return PhraseSet((p, item) for item, p in pairs) if pairs else None
+    return PhraseSet((v, item) for item, p in pairs for v in with_contractions([p])) if pairs else None
 
 
 class CompiledField:

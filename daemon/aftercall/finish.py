@@ -39,7 +39,7 @@ class AfterCall:
         tickets: TicketSet = getattr(pack, "tickets", None) or TicketSet()
         usable = tickets.usable()
         self.templates = {t.id: CompiledTemplate(t) for t in usable}
-        self.classifier = Classifier(usable)
+        self.classifier = Classifier(usable, pack.flows)
         self.qa = getattr(pack, "qa", None)
         self.required_ids = [r.id for r in pack.rules.required_phrases]
         # what a customer says when giving the reason of the call: branch intents and template words

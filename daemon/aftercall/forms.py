@@ -64,8 +64,11 @@ class CallsFor(Strict):
 
     branches: list[Id] = Field(default_factory=list, description="flow branch ids (any flow of the pack) whose calls it files")
     ivr: list[str] = Field(default_factory=list, description="IVR intents (cmd ivr_context `intent`) whose calls it files")
-    phrases: LocalPhrases = Field(default_factory=list,
-                                  description="customer words that make a call this type when neither flow nor IVR decides")
+    phrases: LocalPhrases = Field(default_factory=list, description=(
+        "customer words that make a call this type (with the listed branches' intent phrases) when neither "
+        "flow nor IVR decides, or when the flow took a stray phrase"))
+    knowledge: list[Id] = Field(default_factory=list,
+                                description="knowledge topics whose push points to this type (a customer asking how to claim)")
 
 
 class Option(Strict):
@@ -284,6 +287,10 @@ class TicketSet:
         """Knowledge topics named by options exist (the knowledge base loads after the pack)."""
         for t in self.templates:
             doc = self.where[t.id]
+            for ki, topic in enumerate(t.calls.knowledge):
+                if topic not in topics:
+                    line = doc.line_of(("for", "knowledge", ki))
+                    raise ConfigError(f"{doc.path}:{line}: for.knowledge.{ki}: no knowledge article has topic {topic!r}")
             for fi, f in enumerate(_own_fields(doc)):
                 for oi, o in enumerate(f.get("options") or []):
                     for ki, topic in enumerate(o.get("knowledge") or []):
