@@ -722,3 +722,67 @@ def test_bridge_carries_a_floors_alerts_to_central_through_a_cut(tmp_path, peers
             bus.stop(timeout=1)
         floor.kill(signal.SIGTERM)
         central.kill(signal.SIGTERM)
+
+
+# ====================================================================== callcue status
+
+HEALTH = {
+    "load": [0.5, 0.4, 0.3], "uptime_s": 3725.0, "lines_up": 1,
+    "lines": {"1": {"status": "in_call", "up": True, "queue_frames": 3, "dropped_frames": 0, "results_dropped": 0,
+                    "analysis_rtf": 0.02},
+              "2": {"status": "down", "up": False, "queue_frames": 0, "dropped_frames": 17, "results_dropped": 0,
+                    "analysis_rtf": None}},
+    "frames_dropped": 17, "asr_rtf": 0.15,
+    "asr": {"channels": 2, "queue_chunks": 4, "pending_utterances": 1, "rtf": 0.15, "dropped_s": 0.0, "errors": 0},
+    "final_latency_s": {"p50": 0.61, "p95": 1.4, "n": 88},
+    "bus": {"connected": True, "outbox_depth": 2, "inflight": 1, "published": 4000, "dropped_qos0": 0,
+            "outbox_dropped": 0, "reconnects": 1, "connect_failures": 3, "handler_errors": 0},
+    "rejected_commands": 4, "refused_commands": 2, "errors": 1,
+    "assist": {"reloads": 0, "pack_error": None},
+}
+
+
+def test_status_prints_the_retained_health_as_tables(tmp_path, peers):
+    cfg = site_cfg(tmp_path)
+    broker, creds, out = acl_broker(tmp_path, cfg)
+    port = broker.port
+    box = peers(port, "box-nuc1", creds["box-nuc1"])
+    assert box.connect() == "Success"
+
+    def status(*extra, user="supervisor-s1-f1"):
+        args = ["status", "--broker", f"mqtt://127.0.0.1:{port}", "--username", user, "--credentials",
+                str(out / "credentials.yaml"), "--timeout", "5", *extra]
+        return subprocess.run(CALLCUE + args, capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, COLUMNS="160"))
+    try:
+        assert box.publish(f"{ROOT}/box/{BOX}/status", "online", retain=True) == "Success"
+        health = contract.box_health(BOX, HEALTH)
+        assert box.publish(f"{ROOT}/{health.subtopic}", health.encode(), retain=True) == "Success"
+        r = status("--site", SITE, "--floor", FLOOR, "--box", BOX)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out_text = r.stdout
+        for needle in ("box nuc1", "s1/f1", "online", "up 1h 02m", "lines (1 of 2 up)", "in_call", "down",
+                       "17", "2 waiting, 1 in flight, 0 dropped (full)", "reconnects 1", "rtf 0.15",
+                       "p50 0.61 s, p95 1.4 s (n 88)", "4 rejected (malformed), 2 refused (role)"):
+            assert needle in out_text, (needle, out_text)
+        # every box the user may read, without naming one; JSON for scripts
+        r = status("--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["s1/f1/nuc1"]["health"]["frames_dropped"] == 17
+        # offline, or health that stopped coming: exit 3, and said
+        assert box.publish(f"{ROOT}/box/{BOX}/status", "offline", retain=True) == "Success"
+        old = contract.Message(health.subtopic, {**health.payload, "ts": "2026-01-01T00:00:00.000+00:00"},
+                               qos=0, retain=True)
+        assert box.publish(f"{ROOT}/{old.subtopic}", old.encode(), retain=True) == "Success"
+        r = status("--site", SITE, "--floor", FLOOR, "--box", BOX)
+        assert r.returncode == 3 and "offline" in r.stdout and "stale" in r.stdout, r.stdout
+        # a user who may not read it, a wrong password, nothing there
+        r = status("--site", SITE, "--floor", FLOOR, "--box", BOX, "--timeout", "1", user="cti-s1")
+        assert r.returncode == 1 and "may cti-s1 read it" in r.stderr, r.stderr
+        r = subprocess.run(CALLCUE + ["status", "--broker", f"mqtt://127.0.0.1:{port}", "--username", "collector"],
+                           capture_output=True, text=True, timeout=60, env=dict(os.environ, CALLCUE_MQTT_PASSWORD="x"))
+        assert r.returncode == 1 and "refused user 'collector'" in r.stderr, r.stderr
+        r = subprocess.run(CALLCUE + ["status", "--broker", f"mqtt://127.0.0.1:{free_port()}"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "connection refused" in r.stderr, r.stderr
+    finally:
+        broker.kill(signal.SIGTERM)

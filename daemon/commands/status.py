@@ -194,7 +194,7 @@ def render(key: tuple[str, str, str], entry: dict[str, Any], console) -> bool:
     lines = h.get("lines") or {}
     t = Table(title=f"lines ({h.get('lines_up', 0)} of {len(lines)} up)", title_justify="left", expand=False)
     for col, just in (("line", "left"), ("status", "left"), ("capture", "left"), ("queue frames", "right"),
-                      ("dropped frames", "right"), ("analysis rtf", "right")):
+                      ("dropped frames", "right"), ("ASR results dropped", "right"), ("analysis rtf", "right")):
         t.add_column(col, justify=just)
     for lid, ln in sorted(lines.items()):
         st = ln.get("status") or "-"
@@ -203,6 +203,7 @@ def render(key: tuple[str, str, str], entry: dict[str, Any], console) -> bool:
                   else Text("-"),
                   _n(ln.get("queue_frames")),
                   Text(_n(ln.get("dropped_frames")), style="red" if ln.get("dropped_frames") else ""),
+                  Text(_n(ln.get("results_dropped")), style="red" if ln.get("results_dropped") else ""),
                   _n(ln.get("analysis_rtf")))
     console.print(t)
 
