@@ -81,7 +81,7 @@ def explain(error: BaseException | str | None, *, host: str, port: int, tls: boo
         detail = getattr(error, "verify_message", None) or text
         return (f"TLS: {where}'s certificate is not trusted ({detail}); check broker.ca_file "
                 f"({ca_file or 'system CAs'}) and that the certificate names {host}")
-    if isinstance(error, ssl.CertificateError) or "hostname" in low and "match" in low:
+    if "hostname" in low and "match" in low:
         return f"TLS: {where}'s certificate does not name {host} ({text})"
     if any(s in low for s in _CERT_REQUIRED):
         return (f"TLS: {where} requires a client certificate and none was sent; set broker.certfile and "
