@@ -76,18 +76,23 @@ def iter_blocks(line_id: str, audio: np.ndarray, sr: int, agent_ch: int, custome
 
 
 def run_replay(wav: Path, cfg: SiteConfig, line: LineConfig, sink, call_id: str | None = None,
-               words: list | None = None, ivr: dict | None = None, assist=None) -> dict:
+               words: list | None = None, ivr: dict | None = None, assist=None,
+               engine=None, results: list | None = None) -> dict:
     """Replay one call; `sink(msg)` receives every message. Returns a summary dict.
 
     With speech recognition configured, the engine is stepped after every block in this
-    thread, so the replay is deterministic and as fast as the machine decodes."""
+    thread, so the replay is deterministic and as fast as the machine decodes. A caller
+    replaying many calls (`callcue qa`) builds the engine once and passes it with the list
+    its results go to (`build_engine(cfg.asr, results.append, ...)`)."""
     sr, audio = load_call(wav, line)
     line = line.model_copy(update={"sample_rate": sr})
-    results: list = []
-    engine = None
-    if cfg.asr is not None:
-        from .asr.setup import build_engine
-        engine = build_engine(cfg.asr, results.append, cfg.asr.models_dir)
+    if engine is None:
+        results = []
+        if cfg.asr is not None:
+            from .asr.setup import build_engine
+            engine = build_engine(cfg.asr, results.append, cfg.asr.models_dir)
+    elif results is None:
+        raise ValueError("run_replay: a prebuilt engine needs the results list it appends to")
     if assist is None:
         from .assist.setup import build_assist
         assist = build_assist(cfg, words)
