@@ -167,9 +167,14 @@ def test_derive_events_thresholds_and_interrupter():
 
 
 def plan_of(script: CallScript) -> dict[str, int]:
-    planned = dict((k, int(n)) for n, k in re.findall(r"(\d) (\w+)", script.title.split("planned")[1]))
+    planned = dict((k, int(n)) for n, k in re.findall(r"(\d) (\w+)", script.title.split("planned")[1].split(";")[0]))
+    # every agitated turn is an agitation event: the planned ones and the customer's mood (angry_*)
     return {"long_silence": planned["silence"], "talk_over": planned["talk_over"],
-            "fast_speech": planned["fast"], "agitation": planned["agitated"]}
+            "fast_speech": planned["fast"], "agitation": sum(t.style == "agitated" for t in script.turns)}
+
+
+def mood_of(script: CallScript) -> str:
+    return script.title.split("; mood ")[1].split(";")[0]
 
 
 def test_generator_is_deterministic_and_plans_sensible_calls():
@@ -177,30 +182,78 @@ def test_generator_is_deterministic_and_plans_sensible_calls():
         assert generate_call(11, lang) == generate_call(11, lang)
         assert generate_call(11, lang) != generate_call(12, lang)
     counts = {k: 0 for k in ("long_silence", "talk_over", "fast_speech", "agitation")}
+    moods = {"calm_open": 0, "angry_open": 0, "angry_long": 0, "angry_end": 0}
+    gains = 0
     for seed in range(30):
         for lang in ("en", "zh"):
             sc = generate_call(seed, lang)
             for k, n in plan_of(sc).items():
-                assert 0 <= n <= 2
+                assert 0 <= n <= (2 if k != "agitation" else 12)
                 counts[k] += n
             voices = {t.speaker: t.espeak.voice for t in sc.turns}
             assert voices["agent"] != voices["customer"]
+            mood = mood_of(sc)
+            moods[mood] += 1
             normal = {"agent": 0.0, "customer": 0.0}
+            first = {}
             for t in sc.turns:
+                first.setdefault(t.speaker, t)
                 est = estimate_seconds(t.text, lang, t.espeak.speed)
+                base = sc.voices[t.speaker]
                 if t.style == "normal":
                     normal[t.speaker] += est
-                    assert 140 <= t.espeak.speed <= 215
+                    assert 140 <= t.espeak.speed <= (265 if t.speaker == "customer" else 215)
+                    assert t.espeak.effort <= 2.5
                 else:
                     assert est >= 2.8, t
                 if t.style == "agitated":
-                    assert normal[t.speaker] >= 6.5, (seed, lang)
-                    base = sc.voices[t.speaker]
+                    if t.speaker == "agent" or mood == "calm_open":
+                        assert normal[t.speaker] >= 6.5, (seed, lang)
+                    # several cues at once: pitch, loudness, range and vocal effort all go up
                     assert 25 <= t.espeak.pitch - base.pitch <= 45 or t.espeak.pitch == 99
                     assert 160 <= t.espeak.amplitude <= 200
+                    assert t.espeak.range >= base.range + 20 or t.espeak.range == 99
+                    assert t.espeak.effort >= base.effort + 6.0 or t.espeak.effort == 12.0
                 if t.style == "fast":
                     assert t.speaker == "agent" and t.espeak.speed >= 300
+            if mood in ("angry_open", "angry_long"):   # agitated from the first word, for several turns
+                assert first["customer"].style == "agitated"
+                assert plan_of(sc)["agitation"] >= (3 if mood == "angry_long" else 2), (seed, lang)
+            elif mood == "angry_end":
+                cust = [t for t in sc.turns if t.speaker == "customer"]
+                assert cust[-1].style == "agitated" or cust[-2].style == "agitated"
+                assert cust[0].style == "normal"
+            gains += sum(v.gain_db != 0 for v in sc.voices.values())
     assert all(n > 10 for n in counts.values()), counts   # every kind occurs across the corpus
+    assert all(n >= 5 for n in moods.values()), moods      # and every mood of customer
+    assert gains >= 5                                      # lines whose channels differ in gain
+
+
+def test_calm_voice_variants_differ_from_agitation_in_several_cues():
+    """A calm loud, high or fast voice changes one cue; agitation changes them all."""
+    seen = set()
+    for seed in range(40):
+        for lang in ("en", "zh"):
+            sc = generate_call(seed, lang)
+            voices = dict(re.findall(r"(agent|customer) (plain|loud_high|loud|high|fast)", sc.title.split("voices")[1]))
+            for t in sc.turns:
+                if t.style != "normal":
+                    continue
+                variant = voices[t.speaker]
+                seen.add(variant)
+                p = t.espeak
+                if "loud" in variant:
+                    assert p.amplitude >= 150 and p.effort <= 2.5
+                else:
+                    assert p.amplitude <= 110
+                if "high" in variant:
+                    assert p.pitch >= 66 and p.range <= 50
+                else:
+                    assert p.pitch <= 59
+                if variant == "fast":
+                    assert t.speaker == "customer" and p.speed >= 203
+                assert p.range <= 60 and p.effort <= 2.5    # never the range and effort of agitation
+    assert seen == {"plain", "loud", "high", "loud_high", "fast"}
 
 
 @pytest.mark.parametrize("seed,lang", [(3, "en"), (4, "zh")])
@@ -217,7 +270,7 @@ def test_generated_call_renders_to_its_plan(seed, lang):
             normal[t["speaker"]] += length
         else:
             assert length >= 2.5
-        if t["style"] == "agitated":
+        if t["style"] == "agitated" and mood_of(sc) == "calm_open":
             assert normal[t["speaker"]] >= 6.0
     for e in call.events:
         if e.kind == "talk_over":

@@ -3,11 +3,21 @@
 Two stages per block of 20 ms frames:
 
 * `frame_features` (per channel): energy (dBFS), a 10 ms-hop loudness envelope
-  (for syllable nuclei) and pitch (YIN on audio low-passed and decimated to 4 kHz,
-  only in frames loud enough to be speech).
+  (for syllable nuclei), pitch (YIN on audio low-passed and decimated to 4 kHz, only in
+  frames loud enough to be speech) and, in those frames, the energy below 1 kHz (the
+  same decimated audio), whose share of the energy gives vocal effort.
 * `decide` (both channels of a line): noise floor, voice activity with onset and
-  hang-over, utterances, syllable nuclei, per-speaker baselines, and the alert state
-  machines (long_silence, talk_over, fast_speech, agitation).
+  hang-over, utterances, syllable nuclei, per-speaker calm references, and the alert
+  state machines (long_silence, talk_over, fast_speech, agitation).
+
+Agitation is judged per utterance on three cues: median pitch, loudness, and vocal
+effort (10 log10 of the energy above 1 kHz over the energy below, in pitched frames: a
+raised or strained voice has a flatter spectrum, and unlike loudness this does not
+change with the line's gain). Once a speaker has `baseline_s` of calm speech, the
+reference is that calm speech ("own"). Until then it is a prior for calm voices on this
+line's band, plus the other party's calm loudness when they have spoken enough
+("other_party"; "prior" otherwise). Only utterances judged calm teach a reference, so a
+speaker who starts agitated is not learnt as their own normal.
 
 Both are streaming: all memory lives in the state arrays a ProsodySession owns, so
 feeding a call in 20 ms blocks or in one piece gives the same events.
@@ -23,9 +33,11 @@ import numpy as np
 from numba import njit
 
 from .params import (
-    EV_KIND, EV_SPEAKER, EV_T0, EV_T1, EV_V0, F_EDB, F_ENV0, F_ENV1, F_F0, FRAME_S,
-    K_AGITATION, K_FAST_SPEECH, K_LONG_SILENCE, K_TALK_OVER, MAX_UTT_FRAMES,
-    P_AG_LOUD_DB, P_AG_MIN_S, P_AG_PITCH_ST, P_BASE_MAX_W, P_BASELINE_S, P_FAST_MIN_S,
+    EV_KIND, EV_SPEAKER, EV_T0, EV_T1, EV_V0, F_EDB, F_ENV0, F_ENV1, F_F0, F_LOW, FRAME_S,
+    K_AGITATION, K_FAST_SPEECH, K_LONG_SILENCE, K_TALK_OVER, MAX_UTT_FRAMES, NO_LOW,
+    P_AG_EFFORT_DB, P_AG_LOUD_DB, P_AG_MIN_S, P_AG_PITCH_MIN2, P_AG_PITCH_ST, P_BASE_MAX_W,
+    P_BASELINE_S, P_FAST_MIN_S, P_PRIOR_CALM, P_PRIOR_EFFORT, P_PRIOR_LOUD_CAP, P_PRIOR_LOUD_W, P_PRIOR_MIN,
+    P_PRIOR_SCORE, P_TEACH_FRAC, REF_OTHER, REF_OWN, REF_PRIOR,
     P_FAST_RATE, P_FAST_UTT_MIN, P_FLOOR_BUCKET, P_HANGOVER, P_LONG_SILENCE, P_MERGE_GAP, P_ONSET_FRAMES,
     P_OV_CAP, P_OV_GAP, P_PEAK_DB, P_PEAK_VOICED, P_PEAK_MIN_DIST, P_PITCH_MIN_DBFS, P_TALK_OVER,
     P_UTT_GAP, P_VAD_MARGIN, P_VAD_MIN, P_YIN_THRESH, PITCH_BUF, PITCH_RATE, YIN_TAU_MAX,
@@ -44,7 +56,11 @@ C_FP_ON, C_FP_START, C_FP_END, C_FP_RATE, C_FP_SPEECH, C_FP_NUC = 20, 21, 22, 23
 C_AG_ON, C_AG_START, C_AG_END, C_AG_DP, C_AG_DL, C_AG_PITCH, C_AG_E, C_AG_SPEECH = 26, 27, 28, 29, 30, 31, 32, 33
 C_EVER_SPOKE = 34
 C_PK_VOICED = 35
-N_CS = 36
+C_UTT_PALL, C_UTT_PLO = 36, 37          # energy (linear) of the utterance's pitched frames: all, below 1 kHz
+C_BASE_EFF = 38                         # calm reference: vocal effort, dB
+C_AG_DE, C_AG_EFF, C_AG_REF = 39, 40, 41
+C_AG_BP, C_AG_BE, C_AG_BEFF = 42, 43, 44  # the reference the episode was judged against
+N_CS = 45
 
 # ---- line-level decision state (gs[...]) ----
 G_T = 0                 # end time of the last processed frame, s (call time)
@@ -141,7 +157,8 @@ def _decimate(buf, start, fl, dec, taps, out, o):
 def frame_features(buf, hist, fl, taps, pitch_min_dbfs, yin_thresh, out):
     """Features of the frames in buf[hist:]; buf[:hist] is earlier audio (>= 2 frames).
 
-    out[i] = (energy dBFS, envelope at frame start, envelope at frame centre, f0 Hz).
+    out[i] = (energy dBFS, envelope at frame start, envelope at frame centre, f0 Hz,
+    energy below 1 kHz dBFS, or NO_LOW where pitch is not tracked).
     """
     n_frames = (len(buf) - hist) // fl
     half = fl // 2
@@ -165,6 +182,9 @@ def frame_features(buf, hist, fl, taps, pitch_min_dbfs, yin_thresh, out):
                     _decimate(buf, s + (slot - i - 1) * fl, fl, dec, taps, dcache, slot * hb)
                     have[slot] = True
             f0 = _yin(dcache[i * hb:(i + 2) * hb], yin_thresh, d)
+            out[i, F_LOW] = _energy_db(dcache, (i + 1) * hb, (i + 2) * hb)
+        else:
+            out[i, F_LOW] = NO_LOW
         out[i, F_F0] = f0
 
 
@@ -200,10 +220,19 @@ def _flush_fast(cs, ch, ev, n, p):
 
 @njit(cache=True)
 def _flush_agitation(cs, ch, ev, n):
+    """Report a pending agitation episode: values v0..v9 = pitch up (st), loudness up (dB),
+    pitch (Hz), reference pitch (Hz), loudness (dBFS), reference loudness (dBFS), effort up
+    (dB), effort (dB), reference effort (dB), reference kind (REF_*)."""
     if cs[ch, C_AG_ON] > 0:
+        k = n
         n = _emit(ev, n, K_AGITATION, ch, cs[ch, C_AG_START], cs[ch, C_AG_END],
                   cs[ch, C_AG_DP], cs[ch, C_AG_DL], cs[ch, C_AG_PITCH],
-                  2.0 ** cs[ch, C_BASE_LOGP], cs[ch, C_AG_E], cs[ch, C_BASE_E])
+                  cs[ch, C_AG_BP], cs[ch, C_AG_E], cs[ch, C_AG_BE])
+        if n > k:
+            ev[k, EV_V0 + 6] = cs[ch, C_AG_DE]
+            ev[k, EV_V0 + 7] = cs[ch, C_AG_EFF]
+            ev[k, EV_V0 + 8] = cs[ch, C_AG_BEFF]
+            ev[k, EV_V0 + 9] = cs[ch, C_AG_REF]
         cs[ch, C_AG_ON] = 0.0
     return n
 
@@ -241,39 +270,80 @@ def _end_utterance(cs, pbuf, ch, ev, n, p):
         return n
     logp = math.log2(np.median(pbuf[ch, :npitch]))
     loud = cs[ch, C_UTT_ESUM] / cs[ch, C_UTT_NVOICED]
+    plo = cs[ch, C_UTT_PLO]
+    eff = 10.0 * math.log10(max(cs[ch, C_UTT_PALL] - plo, 1e-3 * plo) / plo) if plo > 0.0 else p[P_PRIOR_EFFORT]
+    o = 1 - ch
     agitated = False
-    if cs[ch, C_BASE_W] >= p[P_BASELINE_S] and speech_s >= p[P_AG_MIN_S]:
+    teach = False
+    if cs[ch, C_BASE_W] >= p[P_BASELINE_S]:
+        # against the speaker's own calm speech
+        ref = REF_OWN
+        bp, be, beff = 2.0 ** cs[ch, C_BASE_LOGP], cs[ch, C_BASE_E], cs[ch, C_BASE_EFF]
         dp = 12.0 * (logp - cs[ch, C_BASE_LOGP])
-        dl = loud - cs[ch, C_BASE_E]
-        if dp >= p[P_AG_PITCH_ST] and dl >= p[P_AG_LOUD_DB]:
+        dl = loud - be
+        de = eff - beff
+        up_p, up_l, up_e = dp >= p[P_AG_PITCH_ST], dl >= p[P_AG_LOUD_DB], de >= p[P_AG_EFFORT_DB]
+        if speech_s >= p[P_AG_MIN_S] and ((up_p and (up_l or up_e))
+                                          or (up_l and up_e and dp >= p[P_AG_PITCH_MIN2])):
             agitated = True
-            if cs[ch, C_AG_ON] > 0 and start - cs[ch, C_AG_END] <= p[P_MERGE_GAP]:
-                w0 = cs[ch, C_AG_SPEECH]
-                tot = w0 + speech_s
-                cs[ch, C_AG_DP] = (cs[ch, C_AG_DP] * w0 + dp * speech_s) / tot
-                cs[ch, C_AG_DL] = (cs[ch, C_AG_DL] * w0 + dl * speech_s) / tot
-                cs[ch, C_AG_PITCH] = (cs[ch, C_AG_PITCH] * w0 + 2.0 ** logp * speech_s) / tot
-                cs[ch, C_AG_E] = (cs[ch, C_AG_E] * w0 + loud * speech_s) / tot
-                cs[ch, C_AG_SPEECH] = tot
-                cs[ch, C_AG_END] = cs[ch, C_LAST_VOICED]
-            else:
-                n = _flush_agitation(cs, ch, ev, n)
-                cs[ch, C_AG_ON] = 1.0
-                cs[ch, C_AG_START] = start
-                cs[ch, C_AG_END] = cs[ch, C_LAST_VOICED]
-                cs[ch, C_AG_DP] = dp
-                cs[ch, C_AG_DL] = dl
-                cs[ch, C_AG_PITCH] = 2.0 ** logp
-                cs[ch, C_AG_E] = loud
-                cs[ch, C_AG_SPEECH] = speech_s
-    if not agitated:
+        f = p[P_TEACH_FRAC]
+        teach = dp < f * p[P_AG_PITCH_ST] or (dl < f * p[P_AG_LOUD_DB] and de < f * p[P_AG_EFFORT_DB])
+    else:
+        # no calm speech of this speaker yet: a prior for calm voices' effort, and the other
+        # party's calm loudness as a loudness reference when they have spoken enough
+        ref = REF_PRIOR
+        bp, be, beff = 0.0, 0.0, p[P_PRIOR_EFFORT]
+        dp = 0.0
+        dl = 0.0
+        de = eff - beff
+        if cs[o, C_BASE_W] >= p[P_BASELINE_S]:
+            ref = REF_OTHER
+            be = cs[o, C_BASE_E]
+            dl = loud - be
+        cap = p[P_PRIOR_LOUD_CAP]
+        score = de + p[P_PRIOR_LOUD_W] * max(-cap, min(cap, dl))
+        if speech_s >= p[P_AG_MIN_S] and score >= p[P_PRIOR_SCORE] and de >= p[P_PRIOR_MIN]:
+            agitated = True
+        # loudness against another channel depends on the line's gains: only effort decides calm
+        teach = de < p[P_PRIOR_CALM]
+    if agitated:
+        if cs[ch, C_AG_ON] > 0 and start - cs[ch, C_AG_END] <= p[P_MERGE_GAP]:
+            w0 = cs[ch, C_AG_SPEECH]
+            tot = w0 + speech_s
+            cs[ch, C_AG_DP] = (cs[ch, C_AG_DP] * w0 + dp * speech_s) / tot
+            cs[ch, C_AG_DL] = (cs[ch, C_AG_DL] * w0 + dl * speech_s) / tot
+            cs[ch, C_AG_DE] = (cs[ch, C_AG_DE] * w0 + de * speech_s) / tot
+            cs[ch, C_AG_PITCH] = (cs[ch, C_AG_PITCH] * w0 + 2.0 ** logp * speech_s) / tot
+            cs[ch, C_AG_E] = (cs[ch, C_AG_E] * w0 + loud * speech_s) / tot
+            cs[ch, C_AG_EFF] = (cs[ch, C_AG_EFF] * w0 + eff * speech_s) / tot
+            cs[ch, C_AG_SPEECH] = tot
+            cs[ch, C_AG_END] = cs[ch, C_LAST_VOICED]
+        else:
+            n = _flush_agitation(cs, ch, ev, n)
+            cs[ch, C_AG_ON] = 1.0
+            cs[ch, C_AG_START] = start
+            cs[ch, C_AG_END] = cs[ch, C_LAST_VOICED]
+            cs[ch, C_AG_DP] = dp
+            cs[ch, C_AG_DL] = dl
+            cs[ch, C_AG_DE] = de
+            cs[ch, C_AG_PITCH] = 2.0 ** logp
+            cs[ch, C_AG_E] = loud
+            cs[ch, C_AG_EFF] = eff
+            cs[ch, C_AG_SPEECH] = speech_s
+            cs[ch, C_AG_REF] = ref
+            cs[ch, C_AG_BP] = bp
+            cs[ch, C_AG_BE] = be
+            cs[ch, C_AG_BEFF] = beff
+    else:
         n = _flush_agitation(cs, ch, ev, n)
-        # calm speech teaches the baseline; memory is capped so it follows the speaker slowly
-        w0 = min(cs[ch, C_BASE_W], p[P_BASE_MAX_W])
-        tot = w0 + speech_s
-        cs[ch, C_BASE_LOGP] = (cs[ch, C_BASE_LOGP] * w0 + logp * speech_s) / tot
-        cs[ch, C_BASE_E] = (cs[ch, C_BASE_E] * w0 + loud * speech_s) / tot
-        cs[ch, C_BASE_W] = cs[ch, C_BASE_W] + speech_s
+        if teach:
+            # calm speech teaches the reference; memory is capped so it follows the speaker slowly
+            w0 = min(cs[ch, C_BASE_W], p[P_BASE_MAX_W])
+            tot = w0 + speech_s
+            cs[ch, C_BASE_LOGP] = (cs[ch, C_BASE_LOGP] * w0 + logp * speech_s) / tot
+            cs[ch, C_BASE_E] = (cs[ch, C_BASE_E] * w0 + loud * speech_s) / tot
+            cs[ch, C_BASE_EFF] = (cs[ch, C_BASE_EFF] * w0 + eff * speech_s) / tot
+            cs[ch, C_BASE_W] = cs[ch, C_BASE_W] + speech_s
     return n
 
 
@@ -351,6 +421,8 @@ def decide(feat, n_frames, cs, gs, pbuf, p, ev, vad_out):
                     cs[ch, C_UTT_NUCLEI] = 0.0
                     cs[ch, C_UTT_NPITCH] = 0.0
                     cs[ch, C_UTT_ESUM] = 0.0
+                    cs[ch, C_UTT_PALL] = 0.0
+                    cs[ch, C_UTT_PLO] = 0.0
                 cs[ch, C_UTT_NVOICED] += 1.0
                 cs[ch, C_UTT_ESUM] += e
                 f0 = feat[ch, i, F_F0]
@@ -358,6 +430,10 @@ def decide(feat, n_frames, cs, gs, pbuf, p, ev, vad_out):
                 if f0 > 0.0 and k < MAX_UTT_FRAMES:
                     pbuf[ch, k] = f0
                     cs[ch, C_UTT_NPITCH] = k + 1.0
+                low = feat[ch, i, F_LOW]
+                if f0 > 0.0 and low > NO_LOW:
+                    cs[ch, C_UTT_PALL] += 10.0 ** (0.1 * e)
+                    cs[ch, C_UTT_PLO] += 10.0 ** (0.1 * low)
             has_f0 = 1.0 if feat[ch, i, F_F0] > 0.0 else 0.0
             _nucleus(cs, ch, feat[ch, i, F_ENV0], t - FRAME_S, thr, has_f0, p)
             _nucleus(cs, ch, feat[ch, i, F_ENV1], t - 0.5 * FRAME_S, thr, has_f0, p)

@@ -43,21 +43,41 @@ P_BASE_MAX_W = 20      # baseline memory, seconds of speech
 P_ONSET_FRAMES = 21
 P_PEAK_VOICED = 22    # count only nuclei whose peak frame has a pitch
 P_FAST_UTT_MIN = 23   # an utterance this long has a rate worth judging, s
-N_PARAMS = 24
+# agitation against the speaker's own calm speech: pitch and (loudness or vocal effort) up,
+# or loudness and effort up with at least a little pitch (a high voice near its ceiling)
+P_AG_EFFORT_DB = 24   # vocal effort (energy above 1 kHz over below) over own calm speech, dB
+P_AG_PITCH_MIN2 = 25  # pitch rise that, with loudness and effort both up, is enough, st
+P_TEACH_FRAC = 26     # an unflagged utterance teaches the calm reference only if it is this calm
+# before there is enough calm speech of this speaker: a prior for calm voices
+P_PRIOR_EFFORT = 27   # calm voices' vocal effort on this line's band (8 or 16 kHz), dB
+P_PRIOR_MIN = 28      # effort over the prior needed at the least, dB
+P_PRIOR_LOUD_W = 29   # weight of loudness over the other party's calm speech, per dB
+P_PRIOR_SCORE = 30    # effort over prior + weighted loudness over the other party -> agitated
+P_PRIOR_CALM = 31     # effort over the prior below this: the utterance counts as calm speech, dB
+P_PRIOR_LOUD_CAP = 32  # loudness over the other party counts up to this much (line gains differ), dB
+N_PARAMS = 33
 
 # event rows
 EV_KIND, EV_SPEAKER, EV_T0, EV_T1 = 0, 1, 2, 3
 EV_V0 = 4
-N_EV_COLS = 12
+N_EV_COLS = 16
 K_LONG_SILENCE, K_TALK_OVER, K_FAST_SPEECH, K_AGITATION = 0, 1, 2, 3
 KIND_NAMES = ("long_silence", "talk_over", "fast_speech", "agitation")
+# what an agitation alert was judged against
+REF_OWN, REF_PRIOR, REF_OTHER = 0, 1, 2
+REF_NAMES = ("own", "prior", "other_party")
 
-# per-frame features per channel
-F_EDB, F_ENV0, F_ENV1, F_F0 = 0, 1, 2, 3
-N_FEAT = 4
+# per-frame features per channel; F_LOW = energy below 1 kHz (dBFS) where pitch is tracked
+F_EDB, F_ENV0, F_ENV1, F_F0, F_LOW = 0, 1, 2, 3, 4
+N_FEAT = 5
+NO_LOW = -200.0
+
+# Calm voices' vocal effort (10 log10 of energy above 1 kHz over energy below, in voiced
+# frames), by line band: the telephone band drops the low harmonics a wideband line keeps.
+PRIOR_EFFORT_DB = {8000: 0.2, 16000: -0.8}
 
 
-def pack_params(cfg: DetectorConfig) -> np.ndarray:
+def pack_params(cfg: DetectorConfig, sample_rate: int = 8000) -> np.ndarray:
     p = np.zeros(N_PARAMS, dtype=np.float64)
     p[P_LONG_SILENCE] = cfg.long_silence_s
     p[P_TALK_OVER] = cfg.talk_over_s
@@ -83,6 +103,15 @@ def pack_params(cfg: DetectorConfig) -> np.ndarray:
     p[P_ONSET_FRAMES] = 2
     p[P_PEAK_VOICED] = 0.0
     p[P_FAST_UTT_MIN] = 1.0
+    p[P_AG_EFFORT_DB] = 1.5
+    p[P_AG_PITCH_MIN2] = 1.0
+    p[P_TEACH_FRAC] = 0.75
+    p[P_PRIOR_EFFORT] = PRIOR_EFFORT_DB[8000 if sample_rate <= 8000 else 16000]
+    p[P_PRIOR_MIN] = 0.3
+    p[P_PRIOR_LOUD_W] = 0.12
+    p[P_PRIOR_SCORE] = 1.2
+    p[P_PRIOR_CALM] = 0.6
+    p[P_PRIOR_LOUD_CAP] = 6.0
     return p
 
 

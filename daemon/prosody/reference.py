@@ -15,7 +15,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import kernels
 from .params import (
-    F_EDB, F_ENV0, F_ENV1, F_F0, PITCH_BUF, PITCH_RATE, YIN_TAU_MAX, YIN_TAU_MIN, YIN_WINDOW,
+    F_EDB, F_ENV0, F_ENV1, F_F0, F_LOW, NO_LOW, PITCH_BUF, PITCH_RATE, YIN_TAU_MAX, YIN_TAU_MIN,
+    YIN_WINDOW,
 )
 from .kernels import DB_FS
 
@@ -86,10 +87,13 @@ def frame_features(buf, hist, fl, taps, pitch_min_dbfs, yin_thresh, out):
     win = sliding_window_view(buf, fl)
     out[:n, F_ENV0] = _energy_db_rows(win[hist - half: hist - half + n * fl: fl])
     out[:n, F_F0] = 0.0
+    out[:n, F_LOW] = NO_LOW
     loud = np.flatnonzero(e > pitch_min_dbfs)
     if len(loud):
         dec = fl * 2 // PITCH_BUF
         y = np.convolve(buf, taps)[: len(buf)]          # y[k] = sum_j taps[j] * buf[k - j]
         base = hist + loud * fl - fl
         idx = base[:, None] + dec * np.arange(PITCH_BUF)[None, :] + dec - 1
-        out[loud, F_F0] = yin_rows(y[idx], yin_thresh)
+        w = y[idx]
+        out[loud, F_F0] = yin_rows(w, yin_thresh)
+        out[loud, F_LOW] = _energy_db_rows(w[:, PITCH_BUF // 2:])   # the frame's own half: below 1 kHz

@@ -15,8 +15,8 @@ from ..config import DetectorConfig
 from . import kernels
 from .params import (
     EV_KIND, EV_SPEAKER, EV_T0, EV_T1, EV_V0, K_AGITATION, K_FAST_SPEECH, K_LONG_SILENCE,
-    K_TALK_OVER, KIND_NAMES, MAX_EVENTS, N_EV_COLS, N_FEAT, lowpass_taps, pack_params,
-    P_PITCH_MIN_DBFS, P_YIN_THRESH,
+    K_TALK_OVER, KIND_NAMES, MAX_EVENTS, N_EV_COLS, N_FEAT, REF_NAMES, REF_OWN, REF_OTHER,
+    lowpass_taps, pack_params, P_PITCH_MIN_DBFS, P_YIN_THRESH,
 )
 
 
@@ -41,7 +41,7 @@ class Detectors:
         self.sample_rate = sample_rate
         self.fl = frame_len(sample_rate)
         self.hist = 2 * self.fl
-        self.params = pack_params(cfg)
+        self.params = pack_params(cfg, sample_rate)
         self.taps = lowpass_taps(sample_rate)
         self.features = features or kernels.frame_features
         self.decide = decide or kernels.decide
@@ -108,7 +108,7 @@ def describe(row: np.ndarray, cfg: DetectorConfig) -> ProsodyAlert:
     who = int(row[EV_SPEAKER])
     speaker = SPEAKERS[who] if who >= 0 else None
     t0, t1 = float(row[EV_T0]), float(row[EV_T1])
-    v = [float(x) for x in row[EV_V0:EV_V0 + 6]]
+    v = [float(x) for x in row[EV_V0:N_EV_COLS]]
     name = KIND_NAMES[kind]
     if kind == K_LONG_SILENCE:
         ev = {"silence_s": round(v[0], 2), "threshold_s": cfg.long_silence_s, "ongoing": True}
@@ -127,11 +127,31 @@ def describe(row: np.ndarray, cfg: DetectorConfig) -> ProsodyAlert:
         return ProsodyAlert(name, speaker, t0, t1, "info",
                             f"Agent speaking fast: {v[0]:.1f} syllables/s (limit {v[1]:.1f})", ev)
     if kind == K_AGITATION:
-        ev = {"pitch_up_st": round(v[0], 2), "loudness_up_db": round(v[1], 2),
-              "pitch_hz": round(v[2], 1), "baseline_pitch_hz": round(v[3], 1),
-              "loudness_dbfs": round(v[4], 1), "baseline_loudness_dbfs": round(v[5], 1)}
-        sev = "critical" if speaker == "customer" else "warning"
-        return ProsodyAlert(name, speaker, t0, t1, sev,
-                            f"{speaker.capitalize()} sounds agitated: pitch +{v[0]:.1f} st, "
-                            f"loudness +{v[1]:.1f} dB over their own baseline", ev)
+        return _agitation(name, speaker, t0, t1, v)
     raise ValueError(f"unknown event kind {kind}")
+
+
+def _agitation(name: str, speaker: str, t0: float, t1: float, v: list[float]) -> ProsodyAlert:
+    """Agitation evidence names the reference it was judged against: the speaker's own calm
+    speech ("own"), or, before there was enough of it, a prior for calm voices, with the
+    other party's calm loudness when they had spoken enough ("other_party") or alone
+    ("prior"). Values the reference has nothing to compare with are null."""
+    ref = REF_NAMES[int(v[9])]
+    own, other = int(v[9]) == REF_OWN, int(v[9]) == REF_OTHER
+    ev = {"reference": ref,
+          "pitch_up_st": round(v[0], 2) if own else None,
+          "loudness_up_db": round(v[1], 2) if own or other else None,
+          "effort_up_db": round(v[6], 2),
+          "pitch_hz": round(v[2], 1), "baseline_pitch_hz": round(v[3], 1) if own else None,
+          "loudness_dbfs": round(v[4], 1), "baseline_loudness_dbfs": round(v[5], 1) if own or other else None,
+          "effort_db": round(v[7], 2), "baseline_effort_db": round(v[8], 2)}
+    sev = "critical" if speaker == "customer" else "warning"
+    who = speaker.capitalize()
+    if own:
+        msg = (f"{who} sounds agitated: pitch {v[0]:+.1f} st, loudness {v[1]:+.1f} dB, "
+               f"vocal effort {v[6]:+.1f} dB over their own calm speech")
+    else:
+        msg = f"{who} sounds agitated from the start: vocal effort {v[6]:+.1f} dB over a calm voice"
+        if other:
+            msg += f", loudness {v[1]:+.1f} dB over the {SPEAKERS[1 - SPEAKERS.index(speaker)]}"
+    return ProsodyAlert(name, speaker, t0, t1, sev, msg, ev)

@@ -1,11 +1,16 @@
 """Seeded random insurance calls for a labelled corpus.
 
-Every call opens calmly (both parties speak normally for a while, so a detector can
-learn each voice's baseline), then mixes in long silences, talk-overs, fast agent
+Most calls open calmly (both parties speak normally for a while, so a detector can
+learn each voice's baseline), then mix in long silences, talk-overs, fast agent
 turns and agitated turns, plus hard negatives (short gaps and short overlaps, normal
-speed and pitch variation). Turn lengths are planned from the syllable rates
-measured on espeak-ng; the truth labels are derived later from the rendered audio,
-so a planning error can change a call but never makes its labels wrong.
+speed and pitch variation). The customer's mood varies by call: calm at first, agitated
+from the first word for a few turns (`angry_open`), agitated through the whole first
+minute or more (`angry_long`), or calm until agitated at the end (`angry_end`). Voices
+vary too: a party may be naturally loud, high-pitched, both, or (customers) fast while
+calm, and one channel of the line may be set hotter or quieter than the other. Turn
+lengths are planned from the syllable rates measured on espeak-ng; the truth labels are
+derived later from the rendered audio, so a planning error can change a call but never
+makes its labels wrong.
 """
 from __future__ import annotations
 
@@ -39,6 +44,31 @@ CALL_LENGTH = (60.0, 105.0)   # planned; realized lengths land in 60-120 s
 MAX_CALL_S = 108.0
 BASELINE_S = 7.0              # planned normal speech per party before any agitated turn (>= ~6 s real)
 MIN_EVENT_TURN_S = 3.0        # planned length of fast / agitated turns (>= ~2.5 s real)
+
+# Agitation moves several cues at once (pitch above, with AGITATED_PITCH_RAISE and
+# AGITATED_AMPLITUDE): a wider pitch range, more vocal effort (energy above 1 kHz) and a
+# quicker pace. Calm voices vary in range and effort too, less.
+NORMAL_RANGE = (40, 60)
+NORMAL_EFFORT = (0.0, 2.0)
+AGITATED_RANGE_RAISE = (20, 40)
+AGITATED_EFFORT_RAISE = (6.0, 11.0)
+AGITATED_SPEED_FACTOR = (1.0, 1.15)
+# The customer's mood over the call (drawn per call), and calm voice variants per party:
+# loud (a strong voice: louder and a little more effort), high (a high voice in a normal,
+# slightly narrower range), both, or fast (customers only: the agent's fast speech is an alert).
+MOODS = (("calm_open", 0.45), ("angry_open", 0.2), ("angry_long", 0.15), ("angry_end", 0.2))
+ANGRY_OPEN_TURNS = (2, 4)     # customer turns agitated from the first word
+ANGRY_LONG_S = (60.0, 80.0)   # planned call time the customer stays agitated, from the first word
+VARIANTS = {"customer": (("plain", 0.55), ("loud", 0.15), ("high", 0.13), ("loud_high", 0.07), ("fast", 0.10)),
+            "agent": (("plain", 0.75), ("loud", 0.10), ("high", 0.10), ("loud_high", 0.05))}
+LOUD_AMPLITUDE = (150, 190)
+LOUD_EFFORT = (0.5, 2.5)
+HIGH_PITCH = (70, 88)
+HIGH_RANGE = (35, 50)
+CALM_FAST_SPEED = {"en": (215, 250), "zh": (230, 265)}
+AGITATED_APART_S = 2.0        # a party's consecutive agitated turns (the detector joins episodes < 1.5 s apart)
+GAIN_MISMATCH_P = 0.3         # calls whose two channels differ in gain
+GAIN_MISMATCH_DB = (3.0, 9.0)
 
 
 def estimate_seconds(text: str, language: str, speed: int) -> float:
@@ -179,6 +209,23 @@ EN = {
         "No, I am not waiting another two weeks, I need my car now, I cannot even get to work without it!",
         "You took the money twice from my account and now I cannot pay my rent, do you understand how serious that is?",
     ],
+    "cust_angry_open": {
+        "claims": ["I have been waiting three weeks for someone to call me back about my claim, and nobody ever does!",
+                   "My car has been sitting in the garage for a month and you still have not paid a single cent!",
+                   "I filed this claim two weeks ago and every time I call I get a different answer, what is going on?"],
+        "policy": ["I just found out my policy does not cover what your salesman promised me, and I want to know why!",
+                   "Why did you cancel my policy without even telling me? I only found out when I needed it!",
+                   "I have asked three times to add my daughter to the policy and it is still not done!"],
+        "billing": ["You took the premium twice from my account this month and nobody has even said sorry!",
+                    "I keep getting letters about a late payment that I already made, this is ridiculous!",
+                    "My payment went up by forty percent and nobody told me why, I want an explanation now!"],
+    },
+    "cust_angry_close": ["No. Just make sure somebody actually calls me back this time!",
+                         "No, that is all, and I expect this to be fixed by tomorrow!",
+                         "No. I just hope I never have to call you about this again!"],
+    "angry_tail": ["And I have told you all of this before!", "Why is this so difficult?",
+                   "I have already given you all of this twice!", "Just get on with it, please!",
+                   "I do not have all day for this!"],
     "agent_agitated": [
         "Sir, I have already explained this three times, the policy does not cover flood damage, and there is nothing else I can do about it!",
         "I am trying to help you, but you keep interrupting me, so please just let me finish what I am saying!",
@@ -299,6 +346,21 @@ ZH = {
                       "我在你们这里交了十二年的保费，真出事了你们跟我说不赔？太过分了！",
                       "我不可能再等两个星期，我现在就要用车，没有车我连班都上不了！",
                       "你们多扣了我的钱，我这个月房租都交不上了，你知道这有多严重吗？"],
+    "cust_angry_open": {
+        "claims": ["我等了三个星期了，说好给我回电话，到现在一个人都没打过来！",
+                   "我的车在修理厂放了一个月了，你们一分钱都还没赔！",
+                   "我两个星期前就报案了，每次打电话都是不一样的说法，到底怎么回事？"],
+        "policy": ["你们业务员当初说这个都能保，现在又说不在保障范围，这是什么意思！",
+                   "你们凭什么不通知我就把保单退了？我要用的时候才发现！",
+                   "我说了三次要加我女儿当驾驶人，到现在还没加上！"],
+        "billing": ["你们这个月从我卡上扣了两次保费，连一句道歉都没有！",
+                    "我明明已经交过钱了，你们还给我寄逾期通知，太离谱了！",
+                    "保费一下子涨了四成，也没人跟我解释，我现在就要一个说法！"],
+    },
+    "cust_angry_close": ["没有了，这次一定要给我回电话！", "没了，明天之前必须给我处理好！",
+                         "没有了，我真不想再为这件事给你们打电话了！"],
+    "angry_tail": ["这些我都已经说过好几遍了！", "怎么就这么麻烦？", "我都跟你们说了两次了！",
+                   "你们快点处理好不好！", "我没那么多时间跟你们耗！"],
     "agent_agitated": ["先生，这个问题我已经跟您解释三遍了，水灾不在保障范围内，我这边真的没有办法！",
                        "我是在帮您处理，可是您一直打断我，请您先让我把话说完好吗！",
                        "理赔部门的决定我改不了，您再问多少遍答案都是一样的！"],
@@ -327,6 +389,12 @@ class _Voice:
     speed: int
     pitch: int
     amplitude: int
+    variant: str = "plain"
+    range: int = 50
+    effort: float = 0.0
+    amplitudes: tuple[int, int] = NORMAL_AMPLITUDE
+    speeds: tuple[int, int] | None = None   # calm speed bounds, default NORMAL_SPEED
+    gain_db: float = 0.0
 
 
 @dataclass
@@ -339,6 +407,11 @@ class _Planner:
     est: list[tuple[str, float, float]] = field(default_factory=list)  # (speaker, planned start, end)
     normal_s: dict[str, float] = field(default_factory=lambda: {"agent": 0.0, "customer": 0.0})
     last_gap: float = 0.0
+    # the customer's agitation from the first word: turns left, or until this planned time
+    mr: random.Random = field(default_factory=random.Random)   # mood and voice draws (own stream)
+    angry_turns: int = 0
+    angry_until: float = 0.0
+    tails: list[str] = field(default_factory=list)
 
     @property
     def end(self) -> float:
@@ -367,24 +440,47 @@ class _Planner:
         return round(self.rng.uniform(SHORT_GAP[0], 1.2), 2)
 
     def params(self, speaker: str, style: str) -> EspeakParams:
-        v, rng, lang = self.voices[speaker], self.rng, self.language
+        v, rng, lang, mr = self.voices[speaker], self.rng, self.language, self.mr
         if style == "fast":
             return EspeakParams(voice=v.voice, speed=rng.randint(*FAST_SPEED[lang]), pitch=v.pitch,
-                                amplitude=rng.randint(*NORMAL_AMPLITUDE))
+                                amplitude=rng.randint(*v.amplitudes), range=v.range, effort=v.effort)
         if style == "agitated":
-            return EspeakParams(voice=v.voice, speed=round(v.speed * rng.uniform(1.0, 1.15)),
+            return EspeakParams(voice=v.voice, speed=min(500, round(v.speed * rng.uniform(*AGITATED_SPEED_FACTOR))),
                                 pitch=min(99, v.pitch + rng.randint(*AGITATED_PITCH_RAISE)),
-                                amplitude=rng.randint(*AGITATED_AMPLITUDE))
-        lo, hi = NORMAL_SPEED[lang]
+                                amplitude=max(rng.randint(*AGITATED_AMPLITUDE), min(200, v.amplitudes[1] + 10)),
+                                range=min(99, v.range + mr.randint(*AGITATED_RANGE_RAISE)),
+                                effort=round(min(12.0, v.effort + mr.uniform(*AGITATED_EFFORT_RAISE)), 1))
+        lo, hi = v.speeds or NORMAL_SPEED[lang]
         return EspeakParams(voice=v.voice, speed=max(lo, min(hi, v.speed + rng.randint(-12, 12))),
                             pitch=max(0, min(99, v.pitch + rng.randint(-4, 4))),
-                            amplitude=rng.randint(*NORMAL_AMPLITUDE))
+                            amplitude=rng.randint(*v.amplitudes), range=v.range, effort=v.effort)
+
+    def angry(self, speaker: str) -> bool:
+        """Is the customer still in their agitated stretch (from the first word, or at the end)?"""
+        return speaker == "customer" and (self.angry_turns > 0 or self.end < self.angry_until)
+
+    def lengthen(self, text: str, speed: int) -> str:
+        """An agitated turn long enough to be judged: short answers get an angry tail."""
+        sep = " " if self.language == "en" else ""
+        tails = list(self.tails)
+        self.mr.shuffle(tails)
+        while tails and estimate_seconds(text, self.language, speed) < MIN_EVENT_TURN_S:
+            text = text + sep + tails.pop()
+        return text
 
     def say(self, speaker: str, text: str, gap: float | None = None, style: str = "normal",
             params: EspeakParams | None = None) -> float:
         """Append a turn; returns its planned length."""
+        if style == "normal" and self.angry(speaker):
+            style, params = "agitated", None
+        if style == "agitated" and speaker == "customer" and self.angry_turns > 0:
+            self.angry_turns -= 1
         p = params or self.params(speaker, style)
+        if style == "agitated":
+            text = self.lengthen(text, p.speed or 170)
         gap = self.normal_gap(speaker) if gap is None else gap
+        if style == "agitated" and self.turns and self.turns[-1].speaker == speaker and self.turns[-1].style == "agitated":
+            gap = max(gap, AGITATED_APART_S)   # two agitated turns in a row are two episodes, not one
         if not self.turns:
             gap = max(gap, 0.4)
         start = self.end + gap
@@ -404,6 +500,28 @@ def _other(speaker: str) -> str:
     return "customer" if speaker == "agent" else "agent"
 
 
+def _draw(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:
+    return rng.choices([k for k, _ in table], weights=[w for _, w in table])[0]
+
+
+def _vary(v: _Voice, variant: str, mr: random.Random, language: str) -> None:
+    """A calm voice's own character: range and effort vary a little for everyone; a loud
+    voice is louder with a little more effort, a high one higher in a narrower range."""
+    v.variant = variant
+    v.range = mr.randint(*NORMAL_RANGE)
+    v.effort = round(mr.uniform(*NORMAL_EFFORT), 1)
+    if "loud" in variant:
+        v.amplitudes = LOUD_AMPLITUDE
+        v.amplitude = mr.randint(*LOUD_AMPLITUDE)
+        v.effort = round(mr.uniform(*LOUD_EFFORT), 1)
+    if "high" in variant:
+        v.pitch = mr.randint(*HIGH_PITCH)
+        v.range = mr.randint(*HIGH_RANGE)
+    if variant == "fast":
+        v.speeds = CALM_FAST_SPEED[language]
+        v.speed = mr.randint(*v.speeds)
+
+
 def generate_call(seed: int | str, language: str) -> CallScript:
     """One random insurance call; the same seed and language always give the same script."""
     if language not in BANKS:
@@ -418,13 +536,29 @@ def generate_call(seed: int | str, language: str) -> CallScript:
     slots = {k: rng.choice(B[k]) for k in ("company", "agent_name", "cust_name", "dob", "policy", "amount")}
     slots["agent"] = slots.pop("agent_name")
     slots["cust"] = slots.pop("cust_name")
-    P = _Planner(rng, language, voices, slots)
+    # mood, voice variants and line gains come from their own stream, so the rest of a call
+    # (its turns, events and timing) is what the same seed gave before they existed
+    mr = random.Random(f"callcue-synth-mood:{seed}:{language}")
+    mood = _draw(mr, MOODS)
+    for sp, v in voices.items():
+        _vary(v, _draw(mr, VARIANTS[sp]), mr, language)
+    if mr.random() < GAIN_MISMATCH_P:
+        voices[mr.choice(("agent", "customer"))].gain_db = round(mr.choice((-1, 1)) * mr.uniform(*GAIN_MISMATCH_DB), 1)
+    P = _Planner(rng, language, voices, slots, mr=mr, tails=list(B["angry_tail"]))
     target = rng.uniform(*CALL_LENGTH)
     planned = {k: rng.randint(0, 2) for k in ("silence", "talk_over", "fast", "agitated")}
+    if mood == "angry_open":
+        P.angry_turns = mr.randint(*ANGRY_OPEN_TURNS)
+    elif mood == "angry_long":
+        P.angry_until = mr.uniform(*ANGRY_LONG_S)
 
-    # calm opening: greeting, reason, identity and security check
+    # opening: greeting, reason, identity and security check (calm, unless the customer
+    # is agitated from the first word)
     P.say_bank("agent", B["greeting"], gap=round(rng.uniform(0.3, 1.0), 2))
-    P.say_bank("customer", B["reason"][topic])
+    if mood in ("angry_open", "angry_long"):
+        P.say("customer", mr.choice(B["cust_angry_open"][topic]).format(**slots), style="agitated")
+    else:
+        P.say_bank("customer", B["reason"][topic])
     P.say_bank("agent", B["id_request"])
     P.say_bank("customer", B["id_answer"])
     P.say_bank("agent", B["security"])
@@ -433,7 +567,7 @@ def generate_call(seed: int | str, language: str) -> CallScript:
 
     tokens = [k for k, n in planned.items() for _ in range(n)]
     rng.shuffle(tokens)
-    closing_s = 14.0
+    closing_s = 14.0 + (16.0 if mood == "angry_end" else 0.0)
     questions = list(B["question"][topic])
     answers = list(B["answer"][topic])
     rng.shuffle(questions)
@@ -497,6 +631,8 @@ def generate_call(seed: int | str, language: str) -> CallScript:
             P.say("agent", P.pick_min(B["fast"], "agent", fp.speed, MIN_EVENT_TURN_S), style="fast", params=fp)
         else:
             who = rng.choice(("agent", "customer"))
+            if P.angry("customer") or mood == "angry_end":
+                who = "agent"   # the customer's agitation is this call's own story
             while P.normal_s[who] < BASELINE_S:
                 exchange()
             ap = P.params(who, "agitated")
@@ -511,15 +647,26 @@ def generate_call(seed: int | str, language: str) -> CallScript:
                       style="agitated", params=ap)
                 P.say_bank("customer", B["cust_after_agent_agitated"])
 
+    P.angry_turns, P.angry_until = 0, 0.0   # an agitated stretch ends with the main part of the call
     P.say_bank("agent", B["anything_else"])
-    P.say_bank("customer", B["cust_close"])
+    if mood == "angry_end":
+        # calm all along, agitated at the very end: a complaint, and the close said in anger
+        P.say("customer", P.pick_min(B["cust_agitated"], "customer", 170, MIN_EVENT_TURN_S), style="agitated")
+        P.say_bank("agent", B["agent_calm_after"])
+    if mood == "angry_end" and mr.random() < 0.5:
+        P.say("customer", mr.choice(B["cust_angry_close"]), style="agitated")
+    else:
+        P.say_bank("customer", B["cust_close"])
     P.say_bank("agent", B["agent_close"])
 
     summary = ", ".join(f"{n} {k}" for k, n in done.items())
+    variants = ", ".join(f"{sp} {v.variant}" + (f" {v.gain_db:+g} dB" if v.gain_db else "")
+                         for sp, v in voices.items())
     return CallScript(
         language=language,  # type: ignore[arg-type]
-        title=f"generated {topic} call, seed {seed}: planned {summary}",
-        voices={sp: VoiceSettings(voice=v.voice, speed=v.speed, pitch=v.pitch, amplitude=v.amplitude)
+        title=f"generated {topic} call, seed {seed}: planned {summary}; mood {mood}; voices {variants}",
+        voices={sp: VoiceSettings(voice=v.voice, speed=v.speed, pitch=v.pitch, amplitude=v.amplitude,
+                                  range=v.range, effort=v.effort, gain_db=v.gain_db)
                 for sp, v in voices.items()},
         tail=round(rng.uniform(0.8, 2.0), 2),
         turns=P.turns,

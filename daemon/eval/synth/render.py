@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import wave
+from xml.sax.saxutils import escape as xml_escape
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,7 +22,7 @@ import numpy as np
 
 from ...yamlfile import ConfigError
 from ..score_alerts import EVENTS_SUFFIX, LABELS_SUFFIX, OVERLAP_S, SILENCE_S, Event, derive_events
-from .script import DEFAULT_GAP, CallScript, ResolvedParams, resolve_params
+from .script import DEFAULT_GAP, CallScript, ResolvedParams, resolve_params, voice_of
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ NOISE_DBFS = -60.0
 TRIM_DBFS = -50.0
 # espeak-ng at amplitude 200 already reaches full scale; keep room for band-filter overshoot.
 HEADROOM = 0.7
+EFFORT_SHELF_HZ = 1000
 
 
 class RenderError(ConfigError):
@@ -85,14 +87,25 @@ def synth_speech(text: str, params: ResolvedParams, rate: int, what: str = "turn
         raise RenderError(f"sample rate {rate} not supported (use 8000 or 16000)")
     check_voice(params.voice)
     # -b 1: the text is UTF-8 whatever the locale says
-    wav = _run(["espeak-ng", "-b", "1", "-v", params.voice, "-s", str(params.speed), "-p", str(params.pitch),
-                "-a", str(params.amplitude), "--stdout"], " ".join(text.split()).encode("utf-8"), what)
+    text = " ".join(text.split())
+    cmd = ["espeak-ng", "-b", "1", "-v", params.voice, "-s", str(params.speed), "-p", str(params.pitch),
+           "-a", str(params.amplitude), "--stdout"]
+    if params.range != 50:   # espeak-ng sets the pitch range only through SSML
+        cmd.insert(1, "-m")
+        text = f'<speak><prosody range="{params.range}">{xml_escape(text)}</prosody></speak>'
+    wav = _run(cmd, text.encode("utf-8"), what)
     effects = ["rate", "-v", str(rate)]
     if rate == 8000:
         effects = ["sinc", f"{TELEPHONE_BAND[0]}-{TELEPHONE_BAND[1]}"] + effects
+    scale = 1.0
+    if params.effort > 0:
+        # vocal effort: a shelf raising everything above ~1 kHz, at half level so sox never clips
+        # (the float samples are scaled back below)
+        effects = ["vol", "0.5", "treble", f"{params.effort:g}", f"{EFFORT_SHELF_HZ}", "0.5"] + effects
+        scale = 2.0
     raw = _run(["sox", "-V1", "-t", "wav", "-", "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-"]
                + effects, wav, what)
-    x = np.frombuffer(raw, dtype="<f4")
+    x = np.frombuffer(raw, dtype="<f4") * np.float32(scale)
     a, b = trim_bounds(x)
     if b == a:
         raise RenderError(f"{what}: espeak-ng produced no audible speech for {text!r}")
@@ -158,6 +171,10 @@ def render_call(script: CallScript, rate: int = 16000, noise_dbfs: float | None 
         # a low floor, so silence is not digital zero (VADs and pitch trackers behave differently on zeros)
         rng = np.random.default_rng(seed)
         mix += rng.standard_normal(mix.shape).astype(np.float32) * np.float32(10 ** (noise_dbfs / 20))
+    for ch, speaker in enumerate(("agent", "customer")):
+        gain = voice_of(script, speaker).gain_db
+        if gain:   # the channel's tap is set hotter or quieter: voice and line noise alike
+            mix[:, ch] *= np.float32(10 ** (gain / 20))
     clipped = int(np.count_nonzero(np.abs(mix) > 1.0))
     if clipped:
         log.warning("%d samples clipped while mixing", clipped)

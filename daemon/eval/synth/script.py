@@ -31,6 +31,11 @@ FAST_SPEED = {"en": 350, "zh": 370}
 AGITATED_PITCH_RAISE = 35
 AGITATED_AMPLITUDE = 180
 AGITATED_SPEED_FACTOR = 1.1
+# Agitation changes several cues at once, as it does in people: besides pitch, loudness
+# and pace, a wider pitch range and more vocal effort (a flatter spectrum: more energy
+# above 1 kHz). A calm voice that is merely loud, high or fast changes one of them.
+AGITATED_RANGE = 80
+AGITATED_EFFORT_DB = 6.0
 
 
 class EspeakParams(Strict):
@@ -40,6 +45,9 @@ class EspeakParams(Strict):
     speed: int | None = Field(None, ge=80, le=500, description="speaking rate in words per minute (-s)")
     pitch: int | None = Field(None, ge=0, le=99, description="base pitch 0-99 (-p); 50 is espeak's default")
     amplitude: int | None = Field(None, ge=0, le=200, description="amplitude 0-200 (-a); 100 is espeak's default")
+    range: int | None = Field(None, ge=0, le=99, description="pitch range 0-99 (SSML prosody range); 50 is espeak's default")
+    effort: float | None = Field(None, ge=0, le=12, description=(
+        "vocal effort, dB: energy above 1 kHz raised this much (a flatter spectrum, as in raised or strained voices)"))
 
 
 class ResolvedParams(Strict):
@@ -49,6 +57,8 @@ class ResolvedParams(Strict):
     speed: int = Field(ge=80, le=500, description="words per minute (-s)")
     pitch: int = Field(ge=0, le=99, description="base pitch 0-99 (-p)")
     amplitude: int = Field(ge=0, le=200, description="amplitude 0-200 (-a)")
+    range: int = Field(50, ge=0, le=99, description="pitch range 0-99 (SSML prosody range)")
+    effort: float = Field(0.0, ge=0, le=12, description="vocal effort: dB added above 1 kHz")
 
 
 class TurnExpect(Strict):
@@ -86,7 +96,8 @@ class Turn(Strict):
         "negative = start before it ended, i.e. talk over it. The first turn counts from 0 s. "
         "Default 0.6 when neither gap nor at is given"))
     at: float | None = Field(None, ge=0, le=3600, description="absolute start time in seconds (instead of gap)")
-    style: Style = Field("normal", description="normal, fast (agent speaking too fast) or agitated (raised pitch and loudness)")
+    style: Style = Field("normal", description=(
+        "normal, fast (agent speaking too fast) or agitated (raised pitch, loudness, pace, pitch range and vocal effort)"))
     espeak: EspeakParams | None = Field(None, description="per-turn espeak-ng overrides; win over voice and style defaults")
     expect: TurnExpect | None = Field(None, description="assist-engine truth for this turn (scoring only)")
 
@@ -104,6 +115,11 @@ class VoiceSettings(Strict):
     speed: int | None = Field(None, ge=80, le=500, description="normal words per minute; default 165 (en) / 185 (zh)")
     pitch: int = Field(50, ge=0, le=99, description="normal base pitch 0-99")
     amplitude: int = Field(100, ge=0, le=200, description="normal amplitude 0-200")
+    range: int = Field(50, ge=0, le=99, description="normal pitch range 0-99")
+    effort: float = Field(0.0, ge=0, le=12, description="normal vocal effort, dB above 1 kHz")
+    gain_db: float = Field(0.0, ge=-20, le=20, description=(
+        "gain of this party's channel, dB (a line whose taps are set differently: the voice and the line noise "
+        "of that channel both change)"))
 
 
 class CallScript(Strict):
@@ -132,17 +148,21 @@ def resolve_params(script: CallScript, turn: Turn) -> ResolvedParams:
     v = voice_of(script, turn.speaker)
     voice = v.voice or BASE_VOICE[lang] + DEFAULT_VARIANT[turn.speaker]
     speed = v.speed or DEFAULT_SPEED[lang]
-    pitch, amplitude = v.pitch, v.amplitude
+    pitch, amplitude, prange, effort = v.pitch, v.amplitude, v.range, v.effort
     if turn.style == "fast":
         speed = FAST_SPEED[lang]
     elif turn.style == "agitated":
         pitch = min(99, pitch + AGITATED_PITCH_RAISE)
         amplitude = max(amplitude, AGITATED_AMPLITUDE)
         speed = min(500, round(speed * AGITATED_SPEED_FACTOR))
+        prange = max(prange, AGITATED_RANGE)
+        effort = max(effort, AGITATED_EFFORT_DB)
     o = turn.espeak or EspeakParams()
     return ResolvedParams(voice=o.voice or voice, speed=o.speed or speed,
                           pitch=pitch if o.pitch is None else o.pitch,
-                          amplitude=amplitude if o.amplitude is None else o.amplitude)
+                          amplitude=amplitude if o.amplitude is None else o.amplitude,
+                          range=prange if o.range is None else o.range,
+                          effort=effort if o.effort is None else o.effort)
 
 
 def load_script(path: str | Path) -> CallScript:
