@@ -63,9 +63,9 @@ _EN = re.compile("|".join([
     rf"(?P<dn>(?:(?:on\s+the|by\s+the|the)\s+(?P<dd3>[0-9]{{1,2}})(?P<sfx>st|nd|rd|th)|(?:on|by)\s+the\s+(?P<dw3>{_ORD_SRC}))"
     r"(?:\s+of\s+(?P<dnm>this|last|next)\s+month)?)",
     r"(?P<dayortwo>in\s+a\s+day\s+or\s+two|next\s+day\s+or\s+two)",
-    r"(?P<bdays>(?:within|in)\s+(?:the\s+next\s+)?(?:" + _LOW + r"\s+(?:to|or)\s+)?(?P<bdn>[0-9]+|a|one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"(?P<bdays>(?:within|in)\s+(?:the\s+next\s+)?(?:" + _LOW + r"\s+(?:to|or)\s+)?(?P<bdn>[0-9]+|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|twenty|thirty|"
     r"a\s+couple\s+of|couple\s+of)\s+(?P<bdk>business|working)\s+days?)",
-    r"(?P<ndays>(?:within|in)\s+(?:the\s+next\s+)?(?:" + _LOW + r"\s+(?:to|or)\s+)?(?P<ndn>[0-9]+|a|one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"(?P<ndays>(?:within|in)\s+(?:the\s+next\s+)?(?:" + _LOW + r"\s+(?:to|or)\s+)?(?P<ndn>[0-9]+|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|twenty|thirty|"
     r"a\s+couple\s+of|couple\s+of)\s+(?P<ndu>days?|weeks?|hours))",
     r"(?P<eow>(?:by\s+)?(?:the\s+)?end\s+of\s+(?:the|this)\s+week)",
     r"(?P<eod>(?:by\s+)?(?:the\s+)?end\s+of\s+(?:the\s+)?day|close\s+of\s+business)",
@@ -95,6 +95,10 @@ def _count(s: str) -> int | None:
         return int(s)
     if s in _NUMWORD:
         return _NUMWORD[s]
+    words = s.split()
+    got = en_cardinal(words)
+    if got is not None and got[1] == len(words) and float(got[0]).is_integer():
+        return int(got[0])
     v = zh_number(s)
     return int(v) if v is not None and float(v).is_integer() else None
 

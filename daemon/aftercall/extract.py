@@ -357,6 +357,9 @@ class Extraction:
                     continue
                 if (a, b) in bare and (how != "before" or st < 1.0):
                     continue            # a number without a currency is money only right after a money cue
+                if st == 0.0 and f.type == "date" and f.tense == "past" and s.u.speaker == f.speaker and \
+                        self._early(s):
+                    st, how = 0.4, "early"      # a past date in the customer's first words: what happened when
                 if st == 0.0:
                     st, how = (0.3 if cf.pattern is not None and re.search(r"[A-Z]", str(value)) else 0.0), "shape"
                 # another field's cue nearer: it is theirs
@@ -368,6 +371,11 @@ class Extraction:
         if not mentions:
             return FieldValue()
         return self._decide(cf, mentions)
+
+    def _early(self, s: Said) -> bool:
+        """One of the first three utterances of its speaker."""
+        k = sum(1 for x in self.said[:s.i] if x.u.speaker == s.u.speaker)
+        return k < 3
 
     def _claimed_by_other(self, cf, others, s, a, b, seg_a, seg_b, st, asked) -> bool:
         for o in others:
@@ -474,6 +482,10 @@ class Extraction:
             for o in rec.offers:
                 if o.made_t is not None and o.id in opt.offers:
                     ev.append((0.7, f"offer made: {o.title}", o.made_t, "agent"))
+            for name in opt.agent_gave:
+                v = self.values.get(name)
+                if v is not None and v.value is not None and v.speaker == "agent":
+                    ev.append((0.75, v.evidence or name, v.t, "agent"))
             who = opt.speaker or f.speaker
             seen: set[str] = set()
             for phrase, s in heard.get(oi, ()):
@@ -593,7 +605,8 @@ class Extraction:
 
     def fill(self) -> dict[str, FieldValue]:
         fields = self.ct.fields
-        for cf in fields:
+        # values said first: enum options may rest on them (agent_gave)
+        for cf in sorted(fields, key=lambda c: c.f.type == "enum"):
             f = cf.f
             if f.source == "promise":
                 v = self._promise(cf)
@@ -606,7 +619,7 @@ class Extraction:
             else:
                 v = self._said_field(cf, [o for o in fields if o is not cf and o.f.source == "said"])
             self.values[f.name] = v
-        return self.values
+        return {cf.f.name: self.values[cf.f.name] for cf in fields}
 
 
 def _due(dates: list[DateHit], today: date) -> date | None:

@@ -85,6 +85,8 @@ class Option(Strict):
     steps: list[Id] = Field(default_factory=list, description="flow steps that, once done, point to this value")
     knowledge: list[Id] = Field(default_factory=list, description="knowledge topics that, once pushed, point to it")
     offers: list[Id] = Field(default_factory=list, description="offers that, once made, point to it")
+    agent_gave: list[Name] = Field(default_factory=list, description=(
+        "fields of the ticket whose value the agent said (a claim number given: the claim is filed)"))
 
 
 class TicketField(Strict):

@@ -122,7 +122,7 @@ _RUN_GAP = re.compile(GAP_SRC + r"\Z")
 _FULLWIDTH = str.maketrans({chr(0xFF10 + i): str(i) for i in range(10)})
 # a spelled or written letter prefix just before a number: "H M 5 5 3 0 2", "PL-2023-...", "C 7 7 1 4 0"
 _PREFIX = re.compile(r"(?:(?<![A-Za-z])(?P<block>[A-Z]{1,4})|(?P<spelled>(?:(?<![A-Za-z])[A-Z]\.?[\s\-]+){1,3}[A-Z]))"
-                     r"[\s\-#:：.]*\Z")
+                     r"[\s\-#:：.,，]*\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ class Examples:
     def best(self, heard_units: list[str], vec: np.ndarray | None, allowed: set[str]) -> dict[str, float]:
         """owner -> best score (>= 1 means close enough: overlap or cosine over its threshold)."""
         shared: Counter = Counter()
-        for u in set(heard_units):
+        for u in dict.fromkeys(heard_units):      # in order: ties must not depend on the string hash seed
             for i, n in self.index.get(u, ()):
                 shared[i] += n
         out: dict[str, float] = {}
