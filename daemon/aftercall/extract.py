@@ -20,7 +20,7 @@ from datetime import date
 from typing import Any, Callable
 
 from ..assist.match import Heard, PhraseSet
-from ..assist.numbers import Amount, DigitRun, amounts, bare_numbers, digit_runs
+from ..assist.numbers import EN_DIGIT, ZH_DIGIT, Amount, DigitRun, amounts, bare_numbers, digit_runs
 from ..text import has_cjk
 from .dates import DateHit, find_dates
 from .forms import TicketField, TicketTemplate, phrases_of, text_in
@@ -435,7 +435,11 @@ class Extraction:
         if f.type == "id":
             longer = [m.value for m in by_key[best.key] if len(str(m.value)) > len(str(value))]
             value = longer[0] if longer else value
-        return FieldValue(value, self.redact(best.said.u.text), best.said.u.t_start, conf, best.said.u.speaker)
+        text = best.said.u.text
+        if f.personal or f.type in ("phone", "id"):
+            # the value's own digits never reach the evidence, whatever the redactor makes of them
+            text = text[:best.start] + _mask_span(text[best.start:best.end]) + text[best.end:]
+        return FieldValue(value, self.redact(text), best.said.u.t_start, conf, best.said.u.speaker)
 
     def _read_back(self, cf: CompiledField, m: Mention) -> bool:
         lo, hi = m.said.i - READBACK_WINDOW, m.said.i + READBACK_WINDOW
@@ -657,6 +661,14 @@ def _tidy(text: str) -> str:
     t = _LEAD_FILLER.sub("", text.strip())
     t = t.strip().rstrip(",;，；")
     return t[:1].upper() + t[1:] if t[:1].isascii() else t
+
+
+_DIGIT_WORD = re.compile(r"(?<![A-Za-z])(?:double|triple)\s+(?:" + "|".join(EN_DIGIT) + r"|[0-9])(?![A-Za-z])|(?<![A-Za-z])(?:"
+                         + "|".join(EN_DIGIT) + r")(?![A-Za-z])|[0-9０-９" + "".join(ZH_DIGIT) + "]", re.I)
+
+
+def _mask_span(text: str) -> str:
+    return _DIGIT_WORD.sub("*", text)
 
 
 def mask(value: Any, ch: str = "*") -> Any:
