@@ -30,6 +30,9 @@ COMMAND_MODULES = [
     "store_check",
     "score_asr",
     "tui",
+    "qa",
+    "collect",
+    "report",
 ]
 
 

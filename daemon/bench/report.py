@@ -1,0 +1,137 @@
+"""`callcue bench report`: `callcue report` over a central store of N generated call
+summaries (default 1,000,000): the time it takes and its peak memory.
+
+The summaries are made by `fake_summary` in the contract's shape (what a box's
+line/{line}/summary carries, with the `call` block) and stored through the same
+records.py/store.py code as `callcue collect`, so the store is what a center would have.
+The store is generated once per (N, seed) and reused from its folder.
+"""
+from __future__ import annotations
+
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..warehouse.records import rows_from_summary
+from ..warehouse.store import Warehouse
+
+KINDS = ("long_silence", "talk_over", "fast_speech", "agitation", "sensitive_word", "missing_phrase")
+KIND_RATE = (0.35, 0.30, 0.15, 0.12, 0.05, 0.10)
+FLOWS = {
+    "inbound-service-en": ["greet", "verify", "listen", "resolve", "anything_else", "close"],
+    "inbound-service-zh": ["greet", "verify", "listen", "resolve", "anything_else", "close"],
+    "outbound-renewal-en": ["greet", "verify", "renewal_terms", "offer", "confirm", "close"],
+}
+OFFERS = ("annual-pay", "home-contents", "paperless", "roadside", "travel")
+ITEMS = (("flow_steps", 20), ("required_phrases", 15), ("no_sensitive_words", 15), ("no_interrupting", 10),
+         ("dead_air", 10), ("speaking_rate", 5), ("agitation_handled", 10), ("offers", 5), ("ticket", 10))
+CALL_TYPES = ("Claim status", "Claim report", "Billing", "Policy change", "Cancellation", "General")
+
+
+def fake_summary(rng: random.Random, i: int, agents: int, teams: int, floors: int, day0: datetime,
+                 days: int) -> tuple[dict[str, Any], str, str, str]:
+    """(payload, site, floor, line) of one generated call."""
+    a = rng.randrange(agents)
+    team = f"team-{a % teams:02d}"
+    floor = a % floors
+    skill = 0.6 + 0.4 * ((a * 7919) % 100) / 100.0          # some agents are better than others
+    started = day0 + timedelta(days=rng.randrange(days), seconds=rng.randrange(8 * 3600, 20 * 3600))
+    dur = max(30.0, rng.lognormvariate(5.6, 0.5))
+    alerts = []
+    for k, rate in zip(KINDS, KIND_RATE):
+        for _ in range(int(rng.random() < rate * (1.6 - skill)) + int(rng.random() < rate * 0.2)):
+            t0 = rng.uniform(0, dur - 3)
+            alerts.append({"kind": k, "speaker": "customer" if k == "agitation" and rng.random() < 0.8 else "agent",
+                           "severity": "warning", "t_start": round(t0, 2), "t_end": round(t0 + rng.uniform(1, 6), 2)})
+    flow = rng.choice(list(FLOWS))
+    steps = FLOWS[flow]
+    done = [s for s in steps if rng.random() < 0.7 + 0.3 * skill]
+    offers = [o for o in OFFERS if rng.random() < 0.12]
+    made = [o for o in offers if rng.random() < skill * 0.7]
+    items, got, total = [], 0.0, 0.0
+    for item, w in ITEMS:
+        applies = item not in ("agitation_handled", "offers") or rng.random() < 0.3
+        share = min(1.0, max(0.0, rng.gauss(skill, 0.2)))
+        items.append({"id": item, "title": item.replace("_", " "), "judge": item, "weight": w, "applies": applies,
+                      "points": round(w * share, 2) if applies else None, "evidence": {}})
+        if applies:
+            got += w * share
+            total += w
+    score = round(100 * got / total, 1)
+    talk_a = dur * rng.uniform(0.3, 0.6)
+    talk_c = dur * rng.uniform(0.2, 0.5)
+    dead = sum(a_["t_end"] - a_["t_start"] for a_ in alerts if a_["kind"] == "long_silence")
+    agit = sum(a_["t_end"] - a_["t_start"] for a_ in alerts if a_["kind"] == "agitation" and a_["speaker"] == "customer")
+    lang = "zh" if flow.endswith("zh") else "en"
+    payload = {
+        "call_id": f"gen-{i:08d}", "summary": f"Reason: generated call {i}", "ticket": None,
+        "call_type": rng.choice(CALL_TYPES), "ts": started.isoformat(),
+        "scorecard": {
+            "form": "insurance-qa", "score": score, "passed": score >= 80, "items": items,
+            "figures": {"duration_s": round(dur, 1), "talk_s": {"agent": round(talk_a, 1), "customer": round(talk_c, 1)},
+                        "talk_listen_ratio": round(talk_a / talk_c, 2), "silence_share": round(rng.uniform(0.05, 0.3), 3),
+                        "dead_air_s": round(dead, 1), "dead_air_share": round(dead / dur, 3),
+                        "interruptions": {"agent": sum(a_["kind"] == "talk_over" for a_ in alerts), "customer": 0},
+                        "agitation_s": {"agent": 0.0, "customer": round(agit, 1)}},
+            "flow": flow, "completion": round(len(done) / len(steps), 3), "steps_done": done,
+            "steps_missed": [s for s in steps if s not in done],
+            "missing_phrases": ["closing"] if "close" not in done else [],
+            "offers": {"suggested": offers, "made": made}, "language": lang, "pack": "insurance-sample"},
+        "call": {"agent": f"agent-{a:04d}", "team": team, "box": f"nuc-{floor}", "started": started.isoformat(),
+                 "duration_s": round(dur, 1), "lang": lang, "ivr_intent": None, "alerts": alerts},
+    }
+    return payload, "hq", f"f{floor}", str(100 + a % 40)
+
+
+def generate(store: Path, n: int, seed: int = 1, agents: int = 1000, teams: int = 40, floors: int = 4,
+             days: int = 30, batch: int = 5000) -> float:
+    rng = random.Random(seed)
+    day0 = datetime(2026, 1, 5)
+    t0 = time.perf_counter()
+    with Warehouse(store) as wh:
+        have = wh.count()
+        i = have
+        while i < n:
+            with wh.batch():
+                for _ in range(min(batch, n - i)):
+                    p, site, floor, line = fake_summary(rng, i, agents, teams, floors, day0, days)
+                    wh.ingest(rows_from_summary(p, site=site, floor=floor, line=line, source="bench"))
+                    i += 1
+            if i % 100000 == 0 or i == n:
+                print(f"  generated {i:,} calls ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    return time.perf_counter() - t0
+
+
+def main(n: int, store: Path, out: Path, seed: int, lang: str) -> int:
+    store = Path(store)
+    marker = store / f".generated-{n}-{seed}"
+    if not marker.exists():
+        if store.exists() and any(store.iterdir()):
+            print(f"bench report: {store} holds another store; give an empty --store-dir", file=sys.stderr)
+            return 2
+        print(f"bench report: generating {n:,} call summaries into {store} (once; reused next time)", file=sys.stderr)
+        gen = generate(store, n, seed)
+        marker.write_text(f"{gen:.1f}\n")
+        print(f"bench report: generated in {gen:.0f} s", file=sys.stderr)
+    size = sum(p.stat().st_size for p in store.glob("calls.sqlite3*"))
+    # the report in a child of its own: its peak RSS is the report's alone
+    cmd = [sys.executable, "-m", "callcue.daemon.cli", "report", "--store", str(store), "-o", str(out),
+           "--lang", lang, "--csv", str(out.with_suffix("")) + "-csv"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        return proc.returncode
+    print(proc.stderr.strip())
+    print(f"calls in store        {n:,} ({size / 1e9:.2f} GB, SQLite WAL)")
+    print(f"report wall time      {wall:.1f} s (target < 30 s; includes interpreter start and matplotlib import)")
+    print(f"report peak RSS       {peak:.0f} MB")
+    print(f"report size           {out.stat().st_size / 1e6:.1f} MB ({out})")
+    return 0

@@ -1,0 +1,119 @@
+"""One worker process of a bulk QA run: loads the recogniser and the assist engine once
+(`init`), then replays recordings one at a time (`process`) through the same code as
+`callcue replay` (replay.run_replay), returning the call's summary record for the store.
+
+Runs in a `spawn` child (no state inherited from the parent's threads); SIGINT is left to
+the parent, which ends the pool. Never raises for a bad recording: the reason comes back.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import time
+import wave
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_W: dict[str, Any] = {}
+
+
+def rss_kb() -> int:
+    """Resident set size of this process (Linux /proc), kB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def init(cfg, threads: int, quiet: bool = True) -> None:
+    """Pool initializer: `cfg` is the SiteConfig (its `asr` already chosen by the parent, which
+    also ran the model's preflight once); `threads` recogniser threads in this worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    from ..assist.setup import build_assist
+    results: list = []
+    engine = None
+    if cfg.asr is not None:
+        from ..asr.setup import build_engine
+        cfg = cfg.model_copy(update={"asr": cfg.asr.model_copy(update={"num_threads": threads})})
+        engine = build_engine(cfg.asr, results.append, cfg.asr.models_dir, preflight=False)
+    _W.update(cfg=cfg, engine=engine, results=results, assist=build_assist(cfg))
+
+
+def _hash(files: list[Path]) -> str:
+    h = hashlib.sha1()
+    for f in files:
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _channels(path: Path) -> int:
+    with wave.open(str(path), "rb") as w:
+        return w.getnchannels()
+
+
+def process(task: dict[str, Any]) -> dict[str, Any]:
+    """task: {key, files, size, mtime_ns, meta (CallMeta fields), agent_channel, customer_channel}."""
+    from ..audio import SourceError
+    from ..config import LineConfig, SourceConfig, SpeakerTap
+    from ..replay import run_replay
+    from .discover import CallMeta
+
+    t0 = time.perf_counter()
+    out = {"key": task["key"], "size": task["size"], "mtime_ns": task["mtime_ns"], "pid": os.getpid()}
+    files = [Path(f) for f in task["files"]]
+    try:
+        meta = CallMeta(**task["meta"])
+        if len(files) == 1:
+            try:
+                n = _channels(files[0])
+            except (wave.Error, EOFError, OSError):
+                n = 2        # let the live WAV reader say precisely what is wrong
+            if n < 2:
+                raise SourceError(f"{files[0]}: mono recording; needs a stereo file (agent, customer) or a pair "
+                                  f"<name>-agent.wav / <name>-customer.wav")
+            source = SourceConfig(wav=files[0], pace="fast", agent=task["agent_channel"],
+                                  customer=task["customer_channel"])
+        else:
+            source = SourceConfig(pace="fast", agent=SpeakerTap(wav=files[0]), customer=SpeakerTap(wav=files[1]))
+        call_id = meta.call_id or f"qa-{_hash(files)}"
+        line = LineConfig(id="qa", agent=meta.agent or "", team=meta.team, source=source)
+        ivr = {k: v for k, v in (("intent", meta.intent), ("lang", meta.lang)) if v}
+        msgs: list = []
+        cfg = _W["cfg"]
+        _W["results"].clear()
+        info = run_replay(files[0], cfg, line, msgs.append, call_id, None, ivr or None, assist=_W["assist"],
+                          engine=_W["engine"], results=_W["results"])
+    except SourceError as exc:
+        return {**out, "ok": False, "reason": str(exc), "elapsed_s": time.perf_counter() - t0, "rss_kb": rss_kb()}
+    except Exception as exc:     # a bug must cost one recording, not the run
+        log.exception("qa: %s failed", files[0])
+        return {**out, "ok": False, "reason": f"internal error: {type(exc).__name__}: {exc}",
+                "elapsed_s": time.perf_counter() - t0, "rss_kb": rss_kb()}
+    alerts = [{k: m.payload.get(k) for k in ("kind", "speaker", "severity", "t_start", "t_end")}
+              for m in msgs if m.output == "alert" and isinstance(m.payload, dict)]
+    summaries = [m.payload for m in msgs if m.output == "summary" and isinstance(m.payload, dict)]
+    payload = dict(summaries[-1]) if summaries else {"call_id": call_id, "summary": None, "ticket": None,
+                                                     "scorecard": {}, "call_type": None, "ts": None}
+    started = meta.start_time()
+    if started is None:   # no date known: the recording's modification time is taken as the call's end
+        started = datetime.fromtimestamp(task["mtime_ns"] / 1e9) - timedelta(seconds=info["audio_s"])
+    payload["call"] = {"agent": meta.agent, "team": meta.team, "box": meta.box,
+                       "started": started.replace(microsecond=0).isoformat(),
+                       "duration_s": round(info["audio_s"], 2), "lang": meta.lang, "ivr_intent": meta.intent,
+                       "alerts": alerts}
+    return {**out, "ok": True, "payload": payload, "site": meta.site, "floor": meta.floor, "line": meta.line,
+            "file": str(files[0]), "audio_s": info["audio_s"], "elapsed_s": time.perf_counter() - t0,
+            "rss_kb": rss_kb()}
