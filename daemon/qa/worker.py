@@ -69,6 +69,7 @@ def process(task: dict[str, Any]) -> dict[str, Any]:
     from ..audio import SourceError
     from ..config import LineConfig, SourceConfig, SpeakerTap
     from ..replay import run_replay
+    from .aftercall import complete_summary, needs_aftercall
     from .discover import CallMeta
 
     t0 = time.perf_counter()
@@ -97,7 +98,10 @@ def process(task: dict[str, Any]) -> dict[str, Any]:
         info = run_replay(files[0], cfg, line, msgs.append, call_id, None, ivr or None, assist=_W["assist"],
                           engine=_W["engine"], results=_W["results"])
     except SourceError as exc:
-        return {**out, "ok": False, "reason": str(exc), "elapsed_s": time.perf_counter() - t0, "rss_kb": rss_kb()}
+        reason = str(exc)
+        for f in files:                     # the file is named by the caller already
+            reason = reason.removeprefix(f"{f}: ")
+        return {**out, "ok": False, "reason": reason, "elapsed_s": time.perf_counter() - t0, "rss_kb": rss_kb()}
     except Exception as exc:     # a bug must cost one recording, not the run
         log.exception("qa: %s failed", files[0])
         return {**out, "ok": False, "reason": f"internal error: {type(exc).__name__}: {exc}",
@@ -110,6 +114,10 @@ def process(task: dict[str, Any]) -> dict[str, Any]:
     started = meta.start_time()
     if started is None:   # no date known: the recording's modification time is taken as the call's end
         started = datetime.fromtimestamp(task["mtime_ns"] / 1e9) - timedelta(seconds=info["audio_s"])
+    assist = _W["assist"]
+    if summaries and assist.engine is not None and needs_aftercall(payload):
+        payload = complete_summary(payload, msgs, assist.engine.content, assist.redact, started.date(),
+                                   info["audio_s"], meta.agent, ivr or None)
     payload["call"] = {"agent": meta.agent, "team": meta.team, "box": meta.box,
                        "started": started.replace(microsecond=0).isoformat(),
                        "duration_s": round(info["audio_s"], 2), "lang": meta.lang, "ivr_intent": meta.intent,
