@@ -121,6 +121,7 @@ class Collector:
             log.error("collect: the broker refused the subscription to %s: %s (the user needs the collector role: "
                       "callcue acl)", SUMMARY_FILTER, bad[0])
             return
+        log.info("collect: subscribed to %s (QoS 1)", SUMMARY_FILTER)
         self.subscribed.set()
 
     def _log_failure(self, why: str) -> None:
