@@ -20,6 +20,9 @@ if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 # tmux: the TUI's end-to-end test; python3-venv/python3-dev/gcc: the venv and builds.
 PKGS=(portaudio19-dev libasound2-dev mosquitto mosquitto-clients espeak-ng sox alsa-utils tmux
       python3-venv python3-dev gcc)
+# test set-up only: chromium opens `callcue report`'s HTML in tests/test_report_browser.py
+# (headless, over its DevTools protocol); fonts-wqy-zenhei draws the Chinese report's text
+if [ "$WHAT" = "test" ]; then PKGS+=(chromium fonts-wqy-zenhei); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -275,7 +275,8 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
             p.append(f'<pre>{esc(c["summary"])}</pre>')
         p.append(f'<h3>{esc(L("timeline"))}</h3>' + timeline(c["duration_s"], d["alerts"], lang))
         if d["alerts"]:
-            p.append(table([(L("alerts"), "t"), (L("speaker"), "t"), ("", "t"), (L("time"), "f1"), ("", "f1")],
+            p.append(table([(L("alerts"), "t"), (L("speaker"), "t"), (L("severity"), "t"), (L("from_s"), "f1"),
+                            (L("to_s"), "f1")],
                            [(alert_name(a[0], lang), a[1], a[2], a[3], a[4]) for a in d["alerts"]], scroll=False))
         if d["items"]:
             p.append(f'<h3>{esc(L("scorecard"))}</h3>' + table(

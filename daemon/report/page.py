@@ -23,7 +23,7 @@ td.t,th.t{text-align:left}th.sorted-asc:after{content:" \\25B2"}th.sorted-desc:a
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:12px}.chart svg{max-width:100%;height:auto}
 .scroll{max-height:460px;overflow:auto}.note{color:#718096;font-size:12px}.bad{color:#c53030}.good{color:#2f855a}
 .call{border-top:2px solid #e2e8f0;margin-top:14px;padding-top:6px}.call pre{white-space:pre-wrap;background:#f7fafc;
- padding:6px 8px;border-radius:4px;font-family:inherit}a{color:#2b6cb0}
+ padding:6px 8px;border-radius:4px;font-family:inherit}a{color:#2b6cb0}[id]{scroll-margin-top:56px}
 """
 
 SORT_JS = """
