@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import contract, sdnotify
+from . import contract, memory, sdnotify
 from .bus.broker import EmbeddedBroker
 from .bus.client import Bus, BrokerAddress
 from .bus.commands import (AckAlert, CallEnd, CallStart, CommandError, Flag, IvrContext, RoleError,
@@ -36,11 +36,38 @@ log = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 5.0
 CONTROL_QUEUE = 256
+# a command that finds its line's control queue full waits this long (paho's network
+# thread waits, so the broker holds the rest of a burst) before it is dropped and counted
+COMMAND_WAIT_S = 5.0
+TOUCH_EVERY_S = 5.0         # an open call's record notes it is still running (its duration after a crash)
+LATENCY_WINDOW_S = 300.0    # health final_latency_s: the finals of the last 5 minutes
 # A line's results come at most once per decoded 100 ms chunk per speaker (partials of a
 # streaming model: 20 a second a line); this holds a minute of them, well past
 # WORKER_STALL_S, after which systemd restarts a box whose worker has hung.
 RESULT_QUEUE = 1200
 WORKER_STALL_S = 20.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start (a data_dir it cannot write...); the message says why and
+    what to do. `callcue run` prints it without a traceback."""
+
+
+def private_modes(root: Path) -> int:
+    """Make every directory under root (and root) 0700 and every file 0600: the call store,
+    the outbox and the broker's files hold transcripts and credentials. Returns how many
+    were changed (an older version wrote some 0644)."""
+    changed = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name, mode in [(dirpath, 0o700)] + [(os.path.join(dirpath, f), 0o600) for f in filenames]:
+            try:
+                st = os.lstat(name)
+                if (st.st_mode & 0o777) != mode and not os.path.islink(name):
+                    os.chmod(name, mode)
+                    changed += 1
+            except OSError:
+                continue     # gone meanwhile (a temp file)
+    return changed
 
 
 @dataclass
@@ -64,7 +91,9 @@ class LineWorker:
                                      asr=app.asr, assist=app.assist.engine, redact=app.assist.redact)
         self.busy_s = 0.0          # analysis time, for the real-time factor in health
         self.audio_s = 0.0
-        self.control_dropped = 0
+        self.control_dropped = 0   # commands (and capture status) lost to a full control queue
+        self._drop_log = memory.LogLimiter(log)
+        self._touched = 0.0
         self.results_dropped = 0
         self._eof = False
         self.heartbeat = time.monotonic()   # the watchdog is only fed while every worker loops
@@ -80,12 +109,21 @@ class LineWorker:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
-    def post(self, item: _Control) -> None:
+    def post(self, item: _Control, wait: float = 0.0) -> bool:
+        """Queue a command or capture status for the worker; a command waits up to `wait`
+        for room. False when dropped (counted in health commands_dropped, logged)."""
         try:
-            self.control.put_nowait(item)
+            if wait > 0:
+                self.control.put(item, timeout=wait)
+            else:
+                self.control.put_nowait(item)
+            return True
         except queue.Full:
             self.control_dropped += 1
-            log.error("line %s: control queue full, dropped %s %r", self.line.id, item.kind, item.data)
+            self._drop_log.error("line %s: control queue full (%d waiting; the line's worker is behind): dropped %s %r "
+                                 "(%d dropped so far)", self.line.id, CONTROL_QUEUE, item.kind, item.data,
+                                 self.control_dropped)
+            return False
 
     def post_result(self, res) -> None:
         """From the speech engine's thread; never blocks it."""
@@ -114,15 +152,11 @@ class LineWorker:
                     self._result(res)
                 except Exception:
                     log.exception("line %s: failed to handle speech result %r", self.line.id, res)
-            while True:
-                try:
-                    item = self.control.get_nowait()
-                except queue.Empty:
-                    break
-                try:
-                    self._control(item)
-                except Exception:
-                    log.exception("line %s: failed to handle %s %r", self.line.id, item.kind, item.data)
+            self._drain_control()
+            if self.analyzer.call is not None and time.monotonic() - self._touched >= TOUCH_EVERY_S:
+                self._touched = time.monotonic()
+                call_id = self.analyzer.call.call_id
+                self.app.store_op(lambda s: s.touch([call_id], contract.now_iso()))
             if drained:
                 self.app.emit(self.analyzer.flush())
             block = self.queue.get(timeout=0.1)
@@ -144,7 +178,19 @@ class LineWorker:
             if self.analyzer.call is not None:
                 self.arrivals.append((block.t + block.duration - self.analyzer.call.t0, time.monotonic()))
             self.app.emit(msgs)
+        self._drain_control()    # commands taken before the stop (Daemon.stop) are applied
         self.app.emit(self.analyzer.end_call(reason="daemon stopping").messages)
+
+    def _drain_control(self) -> None:
+        while True:
+            try:
+                item = self.control.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._control(item)
+            except Exception:
+                log.exception("line %s: failed to handle %s %r", self.line.id, item.kind, item.data)
 
     def _control(self, item: _Control) -> None:
         a = self.analyzer
@@ -161,7 +207,15 @@ class LineWorker:
         elif item.kind == "cmd":
             cmd = item.data
             if isinstance(cmd, CallStart):
-                self.app.emit(a.start_call(a.t, "cmd", cmd.call_id, cmd.agent, cmd.ivr))
+                if cmd.call_id is not None and a.call is not None and a.call.call_id == cmd.call_id:
+                    log.info("line %s: call_start for call %r, already in progress; ignored", self.line.id, cmd.call_id)
+                elif cmd.call_id is not None and self.app.call_id_taken(cmd.call_id):
+                    self.app.rejected_commands += 1
+                    self.app.reused_call_ids += 1
+                    log.warning("line %s: call_start refused: call id %r is already recorded (a finished or "
+                                "open call); a new call needs a new id", self.line.id, cmd.call_id)
+                else:
+                    self.app.emit(a.start_call(a.t, "cmd", cmd.call_id, cmd.agent, cmd.ivr))
             elif isinstance(cmd, CallEnd):
                 if a.call and cmd.call_id and cmd.call_id != a.call.call_id:
                     log.warning("line %s: call_end for %s but the call in progress is %s; ignored",
@@ -186,9 +240,12 @@ class LineWorker:
         if res.final and a.call is not None and a.call.call_id == res.call_id:
             arrived = next((m for t, m in self.arrivals if t >= res.t_end - 1e-6), None)
             if arrived is not None:
-                self.app.final_latency.append(time.monotonic() - arrived)
+                now = time.monotonic()
+                self.app.final_latency.append((now, now - arrived))
 
     def _call_started(self, call: Call) -> None:
+        self.arrivals.clear()     # call times start again at 0: a new call's finals match only its own audio
+        self._touched = time.monotonic()
         self.app.store_op(lambda s: s.start_call(self.line.id, call.call_id, call.agent, call.started,
                                                  source="auto" if call.source == "auto" else "cmd", ivr=call.ivr))
 
@@ -196,12 +253,28 @@ class LineWorker:
         self.app.store_op(lambda s: s.end_call(call.call_id, contract.now_iso(), duration))
 
 
-def _percentiles(values) -> dict[str, float] | None:
+def _interrupted_at(rec: dict) -> tuple[str, float]:
+    """(ended, duration_s) of a call a crash left open: it ran until it was last seen
+    (touched by its line's worker) or its start when never touched."""
+    from datetime import datetime
+    started = rec["started"]
+    seen = rec.get("last_seen") or started
+    try:
+        duration = max(0.0, (datetime.fromisoformat(seen) - datetime.fromisoformat(started)).total_seconds())
+    except (TypeError, ValueError):
+        seen, duration = started, 0.0
+    return seen, round(duration, 1)
+
+
+def _percentiles(values, window_s: float | None = None) -> dict[str, float] | None:
     if not values:
         return None
     v = sorted(values)
     pick = lambda q: round(v[min(len(v) - 1, int(q * len(v)))], 3)
-    return {"p50": pick(0.5), "p95": pick(0.95), "n": len(v)}
+    out = {"p50": pick(0.5), "p95": pick(0.95), "n": len(v)}
+    if window_s is not None:
+        out["window_s"] = window_s
+    return out
 
 
 class Daemon:
@@ -211,6 +284,7 @@ class Daemon:
         self.errors = 0
         self.rejected_commands = 0
         self.refused_commands = 0     # well-formed, but an op the sender's role may not send
+        self.reused_call_ids = 0      # call_start with the id of a call already recorded (also in rejected)
         self.legacy_cmd = legacy_cmd_accepted(cfg)
         self.data_dir = Path(cfg.data_dir)
         self.broker: EmbeddedBroker | None = None
@@ -222,7 +296,16 @@ class Daemon:
         self.asr = None
         self.words = None
         self.assist = None            # assist.setup.Assist: engine, redaction, pack watcher
-        self.final_latency: collections.deque[float] = collections.deque(maxlen=2000)
+        # (time.monotonic(), seconds) of each final: health reports the last LATENCY_WINDOW_S
+        self.final_latency: collections.deque[tuple[float, float]] = collections.deque(maxlen=5000)
+        # the last retained message of each topic (line states, flows): published again on
+        # every (re)connect, so a broker that lost its retained store is repaired
+        self._retained: dict[str, contract.Message] = {}
+        self._retained_lock = threading.Lock()
+        self._connected_once = False
+        # held while a command is handed to a worker and while stopping is set, so every
+        # command taken is applied (see _on_cmd)
+        self._cmd_lock = threading.Lock()
         self._health_thread: threading.Thread | None = None
         self.started_at = time.monotonic()
 
@@ -230,7 +313,12 @@ class Daemon:
     def emit(self, msgs: list[contract.Message]) -> None:
         for m in msgs:     # where each goes is the message's own route (contract.py)
             if contract.Route.PUBLISH in m.route:
-                self.bus.publish(m)
+                if m.retain:
+                    with self._retained_lock:   # never behind a re-publish of an older one
+                        self._retained[m.subtopic] = m
+                        self.bus.publish(m)
+                else:
+                    self.bus.publish(m)
             if contract.Route.STORE in m.route:
                 self.store_op(lambda s, m=m: s.add_event(m.payload["call_id"], m.output, m.payload))
 
@@ -244,8 +332,31 @@ class Daemon:
             self.errors += 1
             log.error("call store: %s", exc)
 
+    def call_id_taken(self, call_id: str) -> bool:
+        """A call with this id is recorded already (open, recent or archived), or in
+        progress on a line."""
+        if any(w.analyzer.call is not None and w.analyzer.call.call_id == call_id for w in self.workers.values()):
+            return True
+        return self.store is not None and self.store.knows(call_id)
+
+    def _republish(self) -> None:
+        """On every reconnect (paho's thread): the retained state again, newest last. The
+        first connection needs none: everything since the start waits in the outbox."""
+        if not self._connected_once:
+            self._connected_once = True
+            return
+        with self._retained_lock:
+            msgs = list(self._retained.values())
+            for m in msgs:
+                self.bus.publish(m)
+        if msgs:
+            log.info("bus: retained state published again (%d message(s))", len(msgs))
+
     # ---- inputs ----
-    def _on_cmd(self, subtopic: str, payload: bytes) -> None:
+    def _on_cmd(self, subtopic: str, payload: bytes) -> bool | None:
+        """A command from the broker (paho's thread). Returns False for one not taken
+        because the daemon is stopping: it is not acknowledged, so the broker delivers it
+        again to the next session (the session is persistent)."""
         line_id, role = split_cmd_topic(subtopic)     # line/{line}/cmd/{role} (or legacy line/{line}/cmd)
         worker = self.workers.get(line_id)
         if worker is None:
@@ -263,7 +374,10 @@ class Daemon:
             self.rejected_commands += 1
             log.warning("line %s: command rejected: %s (payload %r)", line_id, exc, payload[:200])
             return
-        worker.post(_Control("cmd", cmd))
+        with self._cmd_lock:
+            if self.stopping.is_set():
+                return False
+            worker.post(_Control("cmd", cmd), wait=COMMAND_WAIT_S)
 
     def _on_status(self, line_id: str, up: bool, reason: str) -> None:
         self.workers[line_id].post(_Control("status", (up, reason)))
@@ -275,8 +389,27 @@ class Daemon:
         self.workers[line_id].post(_Control("eof", None))
 
     # ---- life cycle ----
+    def _prepare_data_dir(self) -> None:
+        """Before anything slow: a data_dir that cannot be written stops start-up with a
+        message, and every file the daemon writes from here on is 0600 (directories 0700)."""
+        os.umask(0o077)
+        d = self.data_dir
+        try:
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            probe = d / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StartupError(f"data_dir {d} cannot be written: {exc.strerror or exc} "
+                               f"({type(exc).__name__}). Create it for the user the daemon runs as "
+                               f"(uid {os.getuid()}), or point data_dir at a writable folder.") from None
+        n = private_modes(d)
+        if n:
+            log.info("data_dir %s: %d file(s)/folder(s) made private (files 0600, folders 0700)", d, n)
+
     def start(self) -> None:
         cfg = self.cfg
+        self._prepare_data_dir()
         if cfg.asr is not None:
             # model problems are start-up errors, never a crash in the middle of a call
             from .asr.setup import build_engine
@@ -285,7 +418,6 @@ class Daemon:
             self.asr = build_engine(cfg.asr, self._on_asr, cfg.asr.models_dir)
         from .assist.setup import build_assist
         self.assist = build_assist(cfg, self.words)   # a broken content pack stops start-up here
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         if cfg.broker is None:
             self.broker = EmbeddedBroker.from_config(cfg.embedded_broker, self.embedded_port, self.data_dir / "broker")
             address = self.broker.client_address(cfg.box)  # 0.0.0.0 -> loopback; box-<box> with acl_dir
@@ -295,10 +427,16 @@ class Daemon:
             address = BrokerAddress.of(cfg.broker)
         self.store = CallStore(self.data_dir / "calls")
         for rec in self.store.open_calls():
-            # a call left open by a crash or power cut: close it so reports stay right
-            self.store_op(lambda s, r=rec: s.end_call(r["call_id"], contract.now_iso(), 0.0, status="interrupted"))
+            # a call left open by a crash or power cut: close it so reports stay right, with
+            # the duration it ran (its record was touched every TOUCH_EVERY_S while it did)
+            ended, duration = _interrupted_at(rec)
+            self.store_op(lambda s, r=rec, e=ended, d=duration: s.end_call(r["call_id"], e, d, status="interrupted"))
+        self._retention()
+        # a persistent session with a fixed client id: QoS 1 commands sent while the box
+        # restarts wait at the broker and are applied, in order, when it is back
         self.bus = Bus(cfg.topic_root, cfg.box, address, self.data_dir / "outbox.sqlite3",
-                       client_id=f"callcue-{cfg.site}-{cfg.floor}-{cfg.box}")
+                       client_id=f"callcue-{cfg.site}-{cfg.floor}-{cfg.box}", persistent=True)
+        self.bus.on_connect(self._republish)
         detectors: dict[int, Detectors] = {}
         for line in cfg.lines:
             det = detectors.setdefault(line.sample_rate, Detectors(cfg.detectors, line.sample_rate))
@@ -307,11 +445,11 @@ class Daemon:
         self.bus.subscribe(contract.legacy_cmd_topic_filter(), self._on_cmd)   # refused unless legacy_cmd
         if self.legacy_cmd and cfg.broker is not None:
             log.warning("broker.legacy_cmd_topic is on: line/+/cmd takes every op from any client of the broker")
-        self.bus.start()
         if self.asr is not None:
             self.asr.start()
         for w in self.workers.values():
-            w.start()
+            w.start()            # before the bus: commands the broker kept are handed to running workers
+        self.bus.start()
         self.capture = CaptureManager(cfg, {lid: w.queue for lid, w in self.workers.items()},
                                       on_status=self._on_status, on_eof=self._on_eof)
         self.capture.start()
@@ -319,19 +457,22 @@ class Daemon:
         self._health_thread.start()
         if self.assist.watcher is not None:
             threading.Thread(target=self._reload_main, name="pack-reload", daemon=True).start()
+        if cfg.retention.days is not None:
+            threading.Thread(target=self._retention_main, name="retention", daemon=True).start()
         sdnotify.ready()
         sdnotify.status(f"{len(cfg.lines)} line(s), broker {address.host}:{address.port}")
         log.info("callcue %s/%s/%s running: %d line(s)", cfg.site, cfg.floor, cfg.box, len(cfg.lines))
 
     def stop(self) -> None:
         sdnotify.stopping()
-        self.stopping.set()
+        with self._cmd_lock:     # a command taken from here on is left to the next session
+            self.stopping.set()
         if self.capture:
             self.capture.stop()
         for w in self.workers.values():
             w.join(5.0)
         if self.asr is not None:
-            self.asr.stop()
+            self.asr.stop()      # joins its thread and decode threads: no native thread outlives it
             for w in self.workers.values():   # finals of the last utterances
                 while True:
                     try:
@@ -348,6 +489,8 @@ class Daemon:
             self.store.close()
         if self.broker:
             self.broker.stop()
+        if self.asr is not None:
+            self.asr.shutdown()  # the models and every channel's VAD/stream, before the interpreter's teardown
 
     def health(self) -> dict[str, Any]:
         cap = self.capture.health() if self.capture else {}
@@ -356,7 +499,8 @@ class Daemon:
             h = cap.get(lid, {})
             lines[lid] = {"status": w.analyzer.status, "up": h.get("up"),
                           "queue_frames": w.queue.depth_frames, "dropped_frames": w.queue.dropped_frames,
-                          "results_dropped": w.results_dropped,
+                          "results_dropped": w.results_dropped, "commands_dropped": w.control_dropped,
+                          "asr_refused": self.asr.refused.get(lid, 0) if self.asr else 0,
                           "analysis_rtf": round(w.busy_s / w.audio_s, 5) if w.audio_s else None}
         return {
             "load": [round(x, 2) for x in os.getloadavg()],
@@ -366,13 +510,48 @@ class Daemon:
             "frames_dropped": sum(l["dropped_frames"] for l in lines.values()),
             "asr_rtf": self.asr.stats()["rtf"] if self.asr else None,
             "asr": self.asr.stats() if self.asr else None,
-            "final_latency_s": _percentiles(self.final_latency),
+            "final_latency_s": self._latency(),
             "bus": self.bus.stats() if self.bus else {},
             "rejected_commands": self.rejected_commands,
             "refused_commands": self.refused_commands,
+            "reused_call_ids": self.reused_call_ids,
+            "commands_dropped": sum(l["commands_dropped"] for l in lines.values()),
+            "rss_mb": memory.rss_mb(),
             "errors": self.errors,
             "assist": self._assist_health(),
         }
+
+    def _latency(self) -> dict[str, float] | None:
+        """Final transcript latency over the last LATENCY_WINDOW_S (a quiet box reads None,
+        not the figures of an old burst)."""
+        since = time.monotonic() - LATENCY_WINDOW_S
+        return _percentiles([v for t, v in list(self.final_latency) if t >= since], LATENCY_WINDOW_S)
+
+    def _retention(self) -> None:
+        """retention.days: calls (with their events) and archives older than that go."""
+        days = self.cfg.retention.days
+        if days is None or self.store is None:
+            return
+        import datetime as dt
+        cutoff = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days)).isoformat()
+        try:
+            got = self.store.purge_before(cutoff)
+        except StoreError as exc:
+            self.errors += 1
+            log.error("retention: purge of calls before %s failed: %s", cutoff, exc)
+            return
+        log.info("retention (%d days): deleted %d call(s), %d archive file(s) and %d day(s) of events "
+                 "from before %s", days, got["calls"], got["archives"], got["event_days"], cutoff)
+
+    def _retention_main(self) -> None:
+        """Once a day (looked at hourly: the first hour of a new UTC day purges)."""
+        import datetime as dt
+        done = dt.datetime.now(dt.timezone.utc).date()
+        while not self.stopping.wait(3600):
+            today = dt.datetime.now(dt.timezone.utc).date()
+            if today != done:
+                done = today
+                self._retention()
 
     def _assist_health(self) -> dict[str, Any] | None:
         if self.assist is None or self.assist.engine is None:

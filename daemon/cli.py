@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logfmt import install
+    install()      # a control character from the wire never breaks a log line
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -179,6 +179,12 @@ class QueueConfig(Strict):
     retry_s: float = Field(2.0, gt=0, le=600, description="first retry delay for a device that is down (doubles up to 30 s)")
 
 
+class RetentionConfig(Strict):
+    """How long the call store keeps calls."""
+
+    days: int | None = Field(None, ge=1, le=36500, description="calls that started more than this many days ago are deleted with their events and archives (checked at start and daily, logged); omitted: kept forever")
+
+
 class AsrConfig(Strict):
     """Speech recognition. The model's kind (see `callcue models list`) picks the engine:
     a streaming transducer, or silero VAD + an offline model (Whisper, SenseVoice, Paraformer)."""
@@ -208,6 +214,9 @@ class AsrConfig(Strict):
     post_roll_s: float = Field(1.0, ge=0, le=5, description="audio after speech ends sent along (endpointing needs it)")
     max_batch: int = Field(32, ge=1, le=512, description="streams decoded in one batched call")
     queue_chunks: int = Field(2000, ge=10, le=100000, description="bound of the audio queue into the engine")
+    min_call_s: float = Field(1.0, ge=0, le=60, description="a call is handed to speech recognition once it has lasted this long (the speech heard until then goes in first); a shorter one, e.g. of a burst of call_start commands, is never transcribed; 0: from its first sample")
+    max_channels: int = Field(48, ge=2, le=4096, description="most call channels (line x speaker) the recogniser holds at once on the box, open or still decoding their last utterances; beyond it a new call's speaker is not transcribed (logged, counted in health asr.refused_channels)")
+    max_channels_per_line: int = Field(4, ge=2, le=64, description="the same cap per line (4: the call in progress and the one before it finishing)")
     sensitive_words: Path | None = Field(None, description="word list for sensitive_word alerts (see README)")
     models_dir: Path | None = Field(None, description="where models are installed (default: CALLCUE_MODELS_DIR or models/installed)")
 
@@ -235,7 +244,8 @@ class SiteConfig(Strict):
     box: str = Field(description="this box's id (topic level)")
     broker: BrokerConfig | None = Field(None, description="external broker; when omitted an embedded Mosquitto runs")
     embedded_broker: EmbeddedBrokerConfig = Field(default_factory=EmbeddedBrokerConfig, description="embedded broker settings")
-    data_dir: Path = Field(Path("var"), description="where the call store and outbox live (relative to the config file)")
+    data_dir: Path = Field(Path("var"), description="where the call store and outbox live (relative to the config file); the daemon makes its files 0600 and folders 0700")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="how long calls are kept")
     hardware_dirs: list[Path] = Field(default_factory=list, description="extra folders of hardware profiles (hardware/profiles is always searched)")
     lines: list[LineConfig] = Field(default_factory=list, description="the audio lines this box taps")
     detectors: DetectorConfig = Field(default_factory=DetectorConfig, description="prosody alert thresholds")
@@ -313,5 +323,5 @@ def default_config(**overrides) -> SiteConfig:
 
 __all__ = [
     "ConfigError", "SiteConfig", "LineConfig", "SourceConfig", "SpeakerTap", "DetectorConfig",
-    "BrokerConfig", "EmbeddedBrokerConfig", "CallsConfig", "AsrConfig", "QueueConfig", "load_config", "default_config", "SUPPORTED_RATES",
+    "BrokerConfig", "EmbeddedBrokerConfig", "CallsConfig", "AsrConfig", "QueueConfig", "RetentionConfig", "load_config", "default_config", "SUPPORTED_RATES",
 ]

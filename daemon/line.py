@@ -45,6 +45,11 @@ class Call:
     fast_spans: list[tuple[float, float]] = field(default_factory=list)   # fast_speech alerts raised
     assist: Any = None            # AssistSession, when the assist engine runs
     ended_at: float | None = None # line audio time the call ended
+    # speech recognition: a call is handed to the recogniser once it has lasted
+    # asr.min_call_s (a burst of call_starts opens no channel); until then the gated audio
+    # waits here, and goes in first when the channels open
+    asr_opened: tuple[str, ...] | None = None     # speakers with a channel; None: not yet opened
+    asr_backlog: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
     def unrecognised(self) -> bool:
@@ -120,7 +125,8 @@ class LineAnalyzer:
         if self.asr is not None:
             for who in ("agent", "customer"):
                 self.call.gates[who] = self.asr.speech_gate(self.cfg.sample_rate)
-                self.asr.open(self.cfg.id, who, self.call.call_id, self.cfg.sample_rate)
+            if self.asr.cfg.min_call_s <= 0:
+                self._open_asr(self.call)
         self.transcripts.call_started(self.call.call_id)
         if self.status != "down":
             self.status = "idle"  # force a fresh state message carrying the call id
@@ -168,8 +174,11 @@ class LineAnalyzer:
             return Ended(None, [])
         out = self._alert_messages(call, call.session.close())
         if self.asr is not None:
-            for who in ("agent", "customer"):
+            for who in call.asr_opened or ():
                 self.asr.close(self.cfg.id, who)
+            if call.asr_opened is None and call.gates:
+                log.debug("line %s: call %s ended before asr.min_call_s; not transcribed", self.cfg.id, call.call_id)
+            call.asr_backlog.clear()
         self.call = None
         call.ended_at = self.t
         out += self._finish_closing()
@@ -257,8 +266,23 @@ class LineAnalyzer:
             vad = call.session.last_vad
             for ch, (who, x) in enumerate((("agent", block.agent), ("customer", block.customer))):
                 for chunk in call.gates[who].push(x, t, vad[ch] > 0):
-                    self.asr.feed(self.cfg.id, who, chunk)
+                    if call.asr_opened is None:
+                        call.asr_backlog.append((who, chunk))
+                    elif who in call.asr_opened:
+                        self.asr.feed(self.cfg.id, who, chunk)
+            if call.asr_opened is None and t + block.duration >= self.asr.cfg.min_call_s - 1e-9:
+                self._open_asr(call)
         return alerts
+
+    def _open_asr(self, call: Call) -> None:
+        """Open the call's recogniser channels (each may be refused by the engine's caps)
+        and hand over the audio gated so far, in the order it came."""
+        call.asr_opened = tuple(who for who in ("agent", "customer")
+                                if self.asr.open(self.cfg.id, who, call.call_id, self.cfg.sample_rate))
+        for who, chunk in call.asr_backlog:
+            if who in call.asr_opened:
+                self.asr.feed(self.cfg.id, who, chunk)
+        call.asr_backlog.clear()
 
     def on_asr_result(self, res) -> list[contract.Message]:
         """A transcript from the engine (possibly for a call that has just ended)."""

@@ -24,10 +24,13 @@ from typing import Callable
 
 import numpy as np
 
+from .. import memory
 from ..config import AsrConfig
 from .gate import Chunk, SpeechGate, Timeline
 
 log = logging.getLogger(__name__)
+
+TRIM_EVERY_S = 2.0     # at most this often, freed channels' memory is handed back (malloc_trim)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class AsrEngine:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._abandon = False          # stop(): the queue took too long to finish; drop the rest
         self._thread: threading.Thread | None = None
         self.busy_s = 0.0
         self.audio_s = 0.0
@@ -99,18 +103,42 @@ class AsrEngine:
         self.repeats_trimmed = 0       # offline Whisper: finals that said their own words again (repeats.py)
         self.cap_retries = 0           # offline Whisper: utterances decoded again past sherpa-onnx's token cap
         self.errors = 0
+        # channels refused by the caps (asr.max_channels, asr.max_channels_per_line), by line
+        self.refused: dict[str, int] = {}
+        self._refusal_log = memory.LogLimiter(log, every_s=5.0)
+        self._freed = 0                # channels freed since the last malloc_trim
+        self._trimmed_at = 0.0
 
     # ---- called from line workers (any thread) ----
     def speech_gate(self, sample_rate: int) -> SpeechGate:
         """The gate a line puts in front of this engine for one speaker of a call."""
         return SpeechGate(sample_rate, self.cfg.pre_roll_s, self.cfg.post_roll_s)
 
-    def open(self, line: str, speaker: str, call_id: str, sample_rate: int) -> None:
+    def open(self, line: str, speaker: str, call_id: str, sample_rate: int) -> bool:
+        """Queue a new channel. False (logged, counted in `refused`) when the line or the box
+        already holds its cap of channels, open or still decoding their last utterances
+        (asr.max_channels_per_line, asr.max_channels): that speaker of the call is then
+        not transcribed, and nothing of it is allocated."""
         with self._lock:
-            self._ops.append(("open", line, speaker, call_id, sample_rate))
-            self._live.add((line, speaker, call_id))
-            self._rates[(line, speaker)] = sample_rate
+            on_line = sum(1 for k in self._live if k[0] == line)
+            total = len(self._live)
+            if on_line >= self.cfg.max_channels_per_line or total >= self.cfg.max_channels:
+                self.refused[line] = self.refused.get(line, 0) + 1
+                why = (f"line {line} already holds {on_line} (asr.max_channels_per_line)"
+                       if on_line >= self.cfg.max_channels_per_line
+                       else f"the box already holds {total} (asr.max_channels)")
+                refused = True
+            else:
+                self._ops.append(("open", line, speaker, call_id, sample_rate))
+                self._live.add((line, speaker, call_id))
+                self._rates[(line, speaker)] = sample_rate
+                refused = False
+        if refused:
+            self._refusal_log.error("speech recognition refused a channel for line %s %s of call %s: %s; "
+                                    "that speaker of the call is not transcribed", line, speaker, call_id, why)
+            return False
         self._wake.set()
+        return True
 
     def close(self, line: str, speaker: str) -> None:
         with self._lock:
@@ -155,10 +183,28 @@ class AsrEngine:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Finish what is queued (up to `timeout`; then the rest is dropped, with a log
+        line) and join the engine's thread: nothing of it runs after this returns."""
         self._stop.set()
         self._wake.set()
         if self._thread:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("speech recognition: its queue was not finished %.0f s after the stop; "
+                            "the rest is dropped", timeout)
+                self._abandon = True
+                self._thread.join()
+
+    def shutdown(self) -> None:
+        """After stop(): free every channel (VADs, streams) and the model now, in this
+        order, rather than in the interpreter's teardown."""
+        for ch in list(self.channels.values()):
+            self._release(ch)
+        self.channels.clear()
+        self._current.clear()
+        with self._lock:
+            self._ops.clear()
+            self._live.clear()
 
     def _main(self) -> None:
         while not self._stop.is_set():
@@ -178,6 +224,10 @@ class AsrEngine:
         """Apply queued control and audio, then decode everything that is ready."""
         t0 = time.perf_counter()
         worked = False
+        if self._abandon:
+            with self._lock:
+                self._ops.clear()
+                self._audio_queued = 0
         while True:
             with self._lock:
                 if not self._ops:
@@ -204,15 +254,26 @@ class AsrEngine:
                 self._accept(ch, chunk, dur)
                 self._between_chunks()
         worked |= self._decode()
-        done = [k for k, ch in self.channels.items() if ch.closing and self._finished(ch)]
-        for key in done:
-            del self.channels[key]
-        if done:
-            with self._lock:
-                self._live.difference_update(done)
+        self._reap()
         if worked:
             self.busy_s += time.perf_counter() - t0
         return worked
+
+    def _reap(self) -> None:
+        """Forget closed channels whose last result is out; give the freed memory back to
+        the system now and then (glibc keeps freed blocks otherwise, and a burst of calls
+        would leave the process at its peak)."""
+        done = [k for k, ch in self.channels.items() if ch.closing and self._finished(ch)]
+        for key in done:
+            self._release(self.channels.pop(key))
+        if done:
+            with self._lock:
+                self._live.difference_update(done)
+            self._freed += len(done)
+        if self._freed and time.monotonic() - self._trimmed_at >= TRIM_EVERY_S:
+            self._freed = 0
+            self._trimmed_at = time.monotonic()
+            memory.trim()
 
     def _apply_open(self, line: str, speaker: str, call_id: str, sample_rate: int) -> None:
         old = self._channel(line, speaker)
@@ -229,7 +290,8 @@ class AsrEngine:
         self._current[(line, speaker)] = key
 
     def stats(self) -> dict:
-        return {"channels": len(self.channels), "queue_chunks": self._audio_queued,
+        return {"channels": len(self.channels), "refused_channels": sum(self.refused.values()),
+                "queue_chunks": self._audio_queued,
                 "pending_utterances": self._pending_utterances(),
                 "rtf": round(self.busy_s / self.audio_s, 4) if self.audio_s else None,
                 "dropped_s": round(self.dropped_s, 1), "decode_calls": self.decode_calls,
@@ -251,7 +313,12 @@ class AsrEngine:
         """Called after each queued chunk of a round is taken in."""
 
     def _close(self, ch: Channel) -> None:
+        """Input is over: cut what is left. What only the audio needed (a VAD, its history)
+        is released here, at once, not when the last utterance has been decoded."""
         raise NotImplementedError
+
+    def _release(self, ch: Channel) -> None:
+        """The channel is done (last result out, or the engine stops): free what it holds."""
 
     def _finished(self, ch: Channel) -> bool:
         raise NotImplementedError

@@ -23,6 +23,9 @@ BUSY_WAITED_S = 0.2     # an utterance that waited this long for a decode thread
 WHISPER_TOKENS_PER_S = 6
 CAP_SILENCE = 0.5       # a capped utterance is decoded again with this much silence after it (x its length)
 WHISPER_MAX_SAMPLES = 29 * 16000    # sherpa-onnx keeps the first 3000 - 50 feature frames
+# silero VADs of closed channels kept (reset) for the next calls: each is ~9 MB (its own ONNX
+# session), so making one per call would churn the heap; more than this are freed
+VAD_POOL = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class OfflineEngine(AsrEngine):
 
         self._sherpa = sherpa_onnx
         self.vad_model = vad_model
+        self._free_vads: list = []     # reset VADs of closed channels, reused by the next opens
         self.rec = self._loaded(self._recogniser)
 
     def _loaded(self, make):
@@ -130,7 +134,8 @@ class OfflineEngine(AsrEngine):
         return self._sherpa.VoiceActivityDetector(c, buffer_size_in_seconds=self.cfg.max_utterance_s + 5)
 
     def _open(self, line, speaker, call_id, sample_rate):
-        return OfflineChannel(line, speaker, call_id, sample_rate, vad=self._vad(sample_rate))
+        vad = self._free_vads.pop() if self._free_vads else self._vad(sample_rate)
+        return OfflineChannel(line, speaker, call_id, sample_rate, vad=vad)
 
     def _accept(self, ch, chunk, dur):
         ch.timeline.add(chunk.t, dur)
@@ -168,6 +173,21 @@ class OfflineEngine(AsrEngine):
         ch.closing = True
         ch.vad.flush()
         self._collect(ch)
+        # the VAD and the audio history are only needed while audio comes: back to the pool
+        # now; the utterances already cut stay until they are decoded
+        vad, ch.vad, ch.history = ch.vad, None, None
+        vad.reset()
+        if len(self._free_vads) < VAD_POOL:
+            self._free_vads.append(vad)
+        else:
+            del vad
+            self._freed += 1
+
+    def _release(self, ch):
+        if ch.vad is not None:      # the engine stops with the channel open
+            ch.vad = None
+        ch.history = None
+        ch.pending.clear()
 
     def _finished(self, ch):
         return not ch.pending      # the utterance being decoded stays at the head until its result
@@ -186,6 +206,13 @@ class OfflineEngine(AsrEngine):
     def stop(self, timeout: float = 10.0) -> None:
         self._async = False        # the last round finishes every decode it starts
         super().stop(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)   # decode threads joined, not left to exit
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._inflight.clear()
+        self._free_vads.clear()
+        self.rec = self.rec_busy = None
 
     def _between_chunks(self) -> None:
         # a long queue of audio (a burst after a stall, a benchmark feeding recordings)
@@ -226,7 +253,7 @@ class OfflineEngine(AsrEngine):
             return
         decoding = set(map(id, self._inflight.values()))
         idle = [ch for ch in self.channels.values() if ch.pending and id(ch) not in decoding]
-        taken = sorted(idle, key=lambda c: c.pending[0].order)[:free]
+        taken = sorted(idle, key=lambda c: c.pending[0].order)[:free] if not self._abandon else []
         waiting = sum(len(ch.pending) for ch in self.channels.values()) - len(self._inflight) - len(taken)
         late = bool(taken) and time.monotonic() - taken[0].pending[0].cut_at > BUSY_WAITED_S
         rec = self.rec_busy if self._async and self.rec_busy is not None and (waiting > 0 or late) else self.rec

@@ -49,6 +49,9 @@ class StreamingEngine(AsrEngine):
         ch.closing = True
         ch.stream.input_finished()
 
+    def _release(self, ch):
+        ch.stream = None      # the stream (features, decoder state) is freed with its last reference
+
     def _finished(self, ch):
         return not self.rec.is_ready(ch.stream)
 

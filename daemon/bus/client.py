@@ -92,7 +92,8 @@ class Bus:
     RECONNECT_MAX_S = 30
 
     def __init__(self, topic_root: str, box: str, broker: Any, outbox_path: Path | None,
-                 client_id: str, *, window: int = 100, outbox_max_rows: int = DEFAULT_MAX_ROWS):
+                 client_id: str, *, window: int = 100, outbox_max_rows: int = DEFAULT_MAX_ROWS,
+                 persistent: bool = False):
         self.root = topic_root.rstrip("/")
         self.box = box
         self.broker = BrokerAddress.of(broker)
@@ -118,8 +119,15 @@ class Bus:
         self._started = False
         self._sender: threading.Thread | None = None
 
-        c = tls.DiagClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+        # persistent: the broker keeps this client id's subscriptions and queues its QoS 1
+        # messages while it is away (clean_session false); an incoming message is acknowledged
+        # only after its handler took it (a handler returning False leaves it to the next session)
+        self.persistent = persistent
+        self._connect_hooks: list[Callable[[], None]] = []
+        c = tls.DiagClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent,
                            protocol=mqtt.MQTTv311)
+        if persistent:
+            c.manual_ack_set(True)
         if self.broker.username is not None:
             c.username_pw_set(self.broker.username, self.broker.password)
         if self.broker.tls:
@@ -207,6 +215,11 @@ class Bus:
             self._subs.append((full, handler))
             if self._connected:
                 self._client.subscribe(full, qos=1)
+
+    def on_connect(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` on paho's thread after every (re)connect, once the status is out
+        (the daemon publishes its retained state again there). It must return quickly."""
+        self._connect_hooks.append(hook)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued QoS >= 1 message is acknowledged; False on timeout."""
@@ -318,6 +331,8 @@ class Bus:
                 for full, _ in self._subs:
                     client.subscribe(full, qos=1)
             self._publish_status(online=True)
+            for hook in list(self._connect_hooks):
+                hook()
             log.info("bus: connected to %s:%d as %s%s", self.broker.host, self.broker.port, self.client_id,
                      f" (reconnect #{self._connects - 1})" if self._connects > 1 else "")
         except Exception:
@@ -366,14 +381,16 @@ class Bus:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
-        if not topic.startswith(self.root + "/"):
-            return
-        rel = topic[len(self.root) + 1:]
-        for full, handler in list(self._subs):
-            if mqtt.topic_matches_sub(full, topic):
-                try:
-                    handler(rel, message.payload)
-                except Exception:
-                    with self._ack_cond:
-                        self._handler_errors += 1
-                    log.exception("bus: handler %r for %s failed on %s", handler, full, topic)
+        taken = True
+        if topic.startswith(self.root + "/"):
+            rel = topic[len(self.root) + 1:]
+            for full, handler in list(self._subs):
+                if mqtt.topic_matches_sub(full, topic):
+                    try:
+                        taken = handler(rel, message.payload) is not False and taken
+                    except Exception:
+                        with self._ack_cond:
+                            self._handler_errors += 1
+                        log.exception("bus: handler %r for %s failed on %s", handler, full, topic)
+        if self.persistent and taken:
+            client.ack(message.mid, message.qos)

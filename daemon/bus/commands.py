@@ -10,14 +10,28 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 
 from .. import contract
 from ..schema import Strict
 
 MAX_PAYLOAD = 64 * 1024  # a command is a few hundred bytes; anything bigger is a mistake or abuse
+MAX_DEPTH = 32           # JSON nesting (ivr slots are a level or two); deeper is refused, not recursed into
 
-Id = Annotated[str, Field(min_length=1, max_length=128)]
+
+def _printable(v: str) -> str:
+    """Ids and names go into topics' payloads, file names and log lines: printable
+    characters only (no NUL, newline or other control character), no edge spaces."""
+    if not v.isprintable():
+        bad = next(c for c in v if not c.isprintable())
+        raise ValueError(f"must be printable text; it holds the control character {bad!r}")
+    if v != v.strip():
+        raise ValueError("must not start or end with spaces")
+    return v
+
+
+Id = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_printable)]
+Name = Annotated[str, Field(max_length=128), AfterValidator(_printable)]
 
 
 class CommandError(ValueError):
@@ -56,7 +70,7 @@ class CallStart(_Cmd):
 
     op: Literal["call_start"] = Field(description="command name")
     call_id: Id | None = Field(None, description="the phone system's call id; the box makes one when omitted")
-    agent: Annotated[str, Field(max_length=128)] | None = Field(
+    agent: Name | None = Field(
         None, description="agent name or id now on the line (replaces the configured one)")
     ivr: dict[str, Any] | None = Field(None, description="what the IVR collected before the hand-over (intent, slots)")
 
@@ -95,9 +109,25 @@ class Flag(_Cmd):
     note: Annotated[str, Field(max_length=2000)] | None = Field(None, description="free text for the agent or QA")
 
 
-Command = Annotated[Union[CallStart, CallEnd, IvrContext, AckAlert, Flag], Field(discriminator="op")]
+class TicketUpdate(_Cmd):
+    """The agent corrects one field of an ended call's ticket (after-call work). The box
+    checks it against the call's ticket template and stores it next to the extraction."""
+
+    op: Literal["ticket_update"] = Field(description="command name")
+    call_id: Id = Field(description="the call whose ticket is corrected (as in its line/{line}/summary)")
+    field: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")] = Field(
+        description="ticket field name, e.g. policy_number")
+    value: str | int | float | None = Field(description=(
+        "the right value, as the field's type takes it (text, an enum option, YYYY-MM-DD, digits, a number); "
+        "null: the call does not state it, the field stays empty"))
+    due: Annotated[str, Field(max_length=10)] | None = Field(None, description="promise fields: by when (YYYY-MM-DD)")
+    by: Id = Field(description="who corrected it")
+
+
+Command = Annotated[Union[CallStart, CallEnd, IvrContext, AckAlert, Flag, TicketUpdate], Field(discriminator="op")]
 _ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
-OPS = tuple(m.model_fields["op"].annotation.__args__[0] for m in (CallStart, CallEnd, IvrContext, AckAlert, Flag))
+OPS = tuple(m.model_fields["op"].annotation.__args__[0]
+            for m in (CallStart, CallEnd, IvrContext, AckAlert, Flag, TicketUpdate))
 
 
 def _describe(err: dict) -> str:
@@ -110,6 +140,18 @@ def _describe(err: dict) -> str:
         return f"missing field {field!r}"
     got = repr(err.get("input"))
     return f"field {field!r}: {err['msg']} (got {got if len(got) <= 60 else got[:57] + '...'})"
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d)
+            if d <= MAX_DEPTH:      # deeper is refused anyway: no need to walk it all
+                stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def parse_command(line: str, payload: bytes, role: str | None = None, *, legacy_ok: bool = True) -> Command:
@@ -131,6 +173,10 @@ def parse_command(line: str, payload: bytes, role: str | None = None, *, legacy_
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CommandError(f"{where}: payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise CommandError(f"{where}: payload is nested more than {MAX_DEPTH} levels deep") from None
+    if _depth(obj) > MAX_DEPTH:
+        raise CommandError(f"{where}: payload is nested more than {MAX_DEPTH} levels deep")
     if not isinstance(obj, dict):
         raise CommandError(f"{where}: payload must be a JSON object, got {type(obj).__name__}")
     if "op" not in obj:

@@ -13,10 +13,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..app import Daemon   # heavy imports only when the daemon really starts
+    import sys
+
+    from ..app import Daemon, StartupError   # heavy imports only when the daemon really starts
 
     from .check_config import check_capture
 
     cfg = load_config(args.config)
     check_capture(args.config, cfg)
-    return Daemon(cfg).run_forever()
+    try:
+        return Daemon(cfg).run_forever()
+    except StartupError as exc:
+        print(f"callcue: cannot start: {exc}", file=sys.stderr)
+        return 2

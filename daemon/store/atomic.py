@@ -66,7 +66,7 @@ def ensure_dir(path: Path) -> None:
         p = p.parent
     for d in reversed(missing):
         try:
-            d.mkdir()
+            d.mkdir(mode=0o700)     # the call store holds transcripts: owner only
         except FileExistsError:
             continue
         fsync_dir(d.parent)

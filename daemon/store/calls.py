@@ -171,7 +171,7 @@ def _json_copy(value: Any, what: str) -> Any:
 
 def take_lock(data_dir: Path):
     """Own `data_dir` (flock on .lock, holding our pid) or raise StoreLockedError."""
-    fh = open(data_dir / ".lock", "a+")
+    fh = os.fdopen(os.open(data_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -258,6 +258,8 @@ class CallStore:
             self._hot: dict[str, _Meta] = {
                 d["call_id"]: _Meta(day_of(d["started"]), d.get("ended") is None) for d in self._calls.all()}
             self._alerts: OrderedDict[str, str] = OrderedDict()
+            # ids of archived calls -> their day: a new call may not reuse one (start_call)
+            self._archived: dict[str, str] = self._scan_archives()
             # writer-side state
             self._logs: OrderedDict[str, _EventLog] = OrderedDict()
             self._archives: OrderedDict[str, tuple[TinyDB, dict[str, int]]] = OrderedDict()
@@ -294,9 +296,9 @@ class CallStore:
 
     def start_call(self, line: str, call_id: str, agent: str, started: str, source: str = "cmd",
                    ivr: dict | None = None) -> None:
-        """Record a new open call. Raises DuplicateCallError if the id is in use by
-        an open or recent call (archived calls are not searched: ids must be unique,
-        which the daemon's line+time ids are)."""
+        """Record a new open call. Raises DuplicateCallError if a call with this id is
+        already recorded (open, recent or archived): a reused id never adds to an old
+        record."""
         _check_text(line, "line")
         _check_call_id(call_id)
         _check_text(agent, "agent", allow_empty=True)
@@ -309,7 +311,7 @@ class CallStore:
                   "ivr": _json_copy(ivr, "ivr"), "ended": None, "duration_s": None, "status": "open",
                   "counts": {}, "flags": []}
         with self._lock:
-            if call_id in self._hot:
+            if call_id in self._hot or call_id in self._archived:
                 raise DuplicateCallError(f"call {call_id!r} already exists (line {line})")
             self._hot[call_id] = _Meta(day_of(started), True)  # reserve before queueing
         try:
@@ -345,6 +347,29 @@ class CallStore:
             with self._lock:
                 meta.open = True
             raise
+
+    def knows(self, call_id: str) -> bool:
+        """Whether a call with this id is recorded (open, recent or archived); no I/O."""
+        with self._lock:
+            return call_id in self._hot or call_id in self._archived
+
+    def touch(self, call_ids: list[str], seen: str) -> None:
+        """Note that these open calls were still running at `seen` (ISO): after a crash
+        their record's duration runs to the last such time (see `open_calls`). Never
+        blocks: skipped when the writer queue is full."""
+        _check_iso(seen, "seen")
+        ids = [_check_call_id(c) for c in call_ids]
+        if ids and not self._closed:
+            try:
+                self._queue.put_nowait(_Op("touch", (ids, seen)))
+            except queue.Full:
+                pass
+
+    def purge_before(self, day: str) -> dict[str, int]:
+        """Delete ended calls started before `day` (YYYY-MM-DD), their events and the
+        archives of those days (retention). Returns what was deleted."""
+        datetime.strptime(day, "%Y-%m-%d")
+        return self._read(self._w_purge, day)
 
     def add_event(self, call_id: str, kind: str, payload: dict) -> bool:
         """Append an event (alert, final transcript, suggestion, summary, ...) to a call.
@@ -616,6 +641,65 @@ class CallStore:
             # a late event after the end: keep the record's counts true
             self._update(where, {"counts": dict(evlog.counts)})
 
+    def _w_touch(self, call_ids: list[str], seen: str) -> None:
+        for cid in call_ids:
+            doc_id = self._doc_of.get(cid)
+            rec = self._calls.get(doc_id=doc_id) if doc_id is not None else None
+            if rec is not None and rec.get("ended") is None:
+                self._calls.update({"last_seen": seen}, doc_ids=[doc_id])
+
+    def _w_purge(self, day: str) -> dict[str, int]:
+        """Retention: everything of ended calls that started before `day` goes."""
+        import shutil
+
+        out = {"calls": 0, "archives": 0, "event_days": 0}
+        old = [d for d in self._calls.all() if d.get("ended") is not None and day_of(d["started"]) < day]
+        if old:
+            self._calls.remove(doc_ids=[d.doc_id for d in old])
+            self._dirty = True
+            out["calls"] += len(old)
+        gone = {d["call_id"] for d in old}
+        for cid in gone:
+            self._doc_of.pop(cid, None)
+            if cid in self._logs:
+                self._close_log(cid)
+        for d in self._archive_days(newest_first=False):
+            if d >= day:
+                break
+            if d in self._archives:
+                self._archives.pop(d)[0].close()
+            path = self.data_dir / "archive" / f"{d}.json"
+            data = read_json_file(path) if path.exists() else None
+            out["calls"] += len((data or {}).get(CALLS_TABLE, {}))
+            path.unlink(missing_ok=True)
+            out["archives"] += 1
+        still_open = [d["call_id"] for d in self._calls.all() if d.get("ended") is None]
+        keep = {file_stem(c) for c in still_open}
+        events = self.data_dir / "events"
+        for folder in sorted(events.glob("????-??-??")) if events.is_dir() else []:
+            if folder.name >= day:
+                continue
+            for cid in [c for c, lg in self._logs.items() if lg.folder == folder and c not in still_open]:
+                self._close_log(cid)
+            if any(f.name.rsplit(".", 2)[0] in keep for f in folder.iterdir()):
+                # a call open since then (days long): only its own events stay
+                for f in folder.iterdir():
+                    if f.name.rsplit(".", 2)[0] not in keep:
+                        f.unlink(missing_ok=True)
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            out["event_days"] += 1
+        with self._lock:
+            for cid in gone:
+                self._hot.pop(cid, None)
+            for cid in [c for c, d in self._archived.items() if d < day]:
+                del self._archived[cid]
+            for aid in [a for a, c in self._alerts.items() if c in gone]:
+                del self._alerts[aid]
+        if old:
+            self._calls_db.storage.flush()
+        return out
+
     def _w_flag(self, call_id: str, flag: dict) -> None:
         rec, where = self._find(call_id)
         if rec is None:
@@ -732,6 +816,22 @@ class CallStore:
             for d in move:
                 self._hot.pop(d["call_id"], None)
                 self._doc_of.pop(d["call_id"], None)
+                self._archived[d["call_id"]] = day_of(d["started"])
+
+    def _scan_archives(self) -> dict[str, str]:
+        """Ids of the archived calls -> day (read once at open; archiving keeps it up to date)."""
+        out: dict[str, str] = {}
+        for day in self._archive_days(newest_first=False):
+            path = self.data_dir / "archive" / f"{day}.json"
+            try:
+                data = read_json_file(path) or {}
+            except CorruptStoreError as exc:
+                log.error("%s", exc)    # reported again, with the repair, when the day is opened
+                continue
+            for doc in data.get(CALLS_TABLE, {}).values():
+                if isinstance(doc.get("call_id"), str):
+                    out[doc["call_id"]] = day
+        return out
 
     def _archive_days(self, newest_first: bool) -> list[str]:
         folder = self.data_dir / "archive"
