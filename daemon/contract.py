@@ -103,6 +103,17 @@ def transcript(line: str, call_id: str, speaker: str, text: str, final: bool,
         output="transcript", route=_call_record(call_id, keep=final))     # partials are not kept
 
 
+def record(line: str, call_id: str, speaker: str, text: str, t_start: float, t_end: float, seq: int,
+           model: str) -> Message:
+    """The call record's text of one speaker's turn: a second recognition pass over the
+    whole turn (the live finals' utterances with the audio between them), by `model`. It
+    replaces the live finals of that speaker between t_start and t_end in the call's
+    record and after-call work; live views keep showing the finals (README, "The call record")."""
+    return Message(f"line/{line}/record", {
+        "call_id": call_id, "speaker": speaker, "text": text, "t_start": round(t_start, 2),
+        "t_end": round(t_end, 2), "seq": seq, "model": model}, qos=1, output="record", route=_call_record(call_id))
+
+
 # Commands: each sender role publishes on its own topic, `line/{line}/cmd/{role}`, and the
 # broker's ACL (`callcue acl`) gives the right to publish there to that role only, so the
 # topic a command arrived on says who sent it. The daemon applies only the role's ops.
@@ -115,7 +126,7 @@ ROLE_OPS: dict[str, tuple[str, ...]] = {
 LEGACY_CMD_OPS = CMD_OPS   # `line/{line}/cmd` (no role), where the box still accepts it
 # what the box publishes (the ACL grants exactly these; a new output topic is added here)
 BOX_OUTPUTS = ("status", "health")
-LINE_OUTPUTS = ("state", "alert", "transcript", "suggestion", "flow", "summary")
+LINE_OUTPUTS = ("state", "alert", "transcript", "suggestion", "flow", "summary", "record")
 
 
 def cmd_topic(line: str, role: str) -> str:

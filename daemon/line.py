@@ -95,6 +95,7 @@ class LineAnalyzer:
         self._preroll: collections.deque[Block] = collections.deque()
         self._activity: collections.deque[tuple[float, float]] = collections.deque()
         self._pending_ivr: dict[str, Any] | None = None
+        self._record_seq: dict[str, int] = {}    # the call record's turns, numbered per call
 
     # ---- state ----
     def state_message(self) -> contract.Message:
@@ -290,6 +291,8 @@ class LineAnalyzer:
         owner = live or (self._closing if self._closing is not None and self._closing.call_id == res.call_id else None)
         if owner is not None and owner.unrecognised:
             return []       # decoded before the IVR said the language: not published
+        if getattr(res, "record", False):
+            return self._record_result(res, owner)
         text = self.redact(res.text) if self.redact is not None else res.text
         msgs, alerts = self.transcripts.result(res, text, live.fast_spans if live else None)
         if owner is not None and owner.assist is not None:
@@ -301,6 +304,22 @@ class LineAnalyzer:
                     owner.alerts += 1
                     owner.kinds[a.payload["kind"]] += 1
         return msgs + alerts
+
+    def _record_result(self, res, owner: Call | None) -> list[contract.Message]:
+        """A turn of the call record (the engine's second pass): published and stored
+        (redacted, like transcripts), and kept unredacted as the call's record text, which
+        the after-call work reads instead of the live finals. Not given to the assist
+        engine: it has already heard the live finals of the same words."""
+        seq = self._record_seq.get(res.call_id, 0)
+        self._record_seq = {res.call_id: seq + 1}      # one call at a time per line
+        text = self.redact(res.text) if self.redact is not None else res.text
+        if owner is not None and hasattr(owner, "record_text"):
+            from .aftercall.record import Utterance as Said
+            if owner.record_text is None:
+                owner.record_text = []
+            owner.record_text.append(Said(res.speaker, res.text, float(res.t_start), float(res.t_end)))
+        return [contract.record(self.cfg.id, res.call_id, res.speaker, text, res.t_start, res.t_end, seq,
+                                getattr(self.asr, "record_name", ""))]
 
     # ---- helpers ----
     def _alert_messages(self, call: Call, alerts: list[ProsodyAlert]) -> list[contract.Message]:

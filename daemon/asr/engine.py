@@ -46,6 +46,7 @@ class AsrResult:
     tokens: tuple[str, ...] = ()
     timestamps: tuple[float, ...] = ()   # call seconds, one per token
     decoded_at: float = 0.0          # time.monotonic() when the result was produced
+    record: bool = False             # the call record's text (second pass over a whole turn), not a live final
 
 
 class AsrError(Exception):
@@ -328,6 +329,6 @@ class AsrEngine:
         return 0
 
     def _emit(self, ch: Channel, text: str, final: bool, t0: float, t1: float,
-              tokens=(), stamps=()) -> None:
+              tokens=(), stamps=(), record: bool = False) -> None:
         self.on_result(AsrResult(ch.line, ch.speaker, ch.call_id, text, final, t0, t1, ch.utterance,
-                                 tuple(tokens), tuple(stamps), time.monotonic()))
+                                 tuple(tokens), tuple(stamps), time.monotonic(), record))

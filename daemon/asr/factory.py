@@ -18,8 +18,8 @@ OFFLINE_KINDS = ("offline_whisper", "offline_sense_voice", "offline_paraformer")
 
 
 def resolve_models(cfg: AsrConfig, models_dir: Path | None, verify: bool = True):
-    """(model, vad model or None), of the right kinds; every file re-hashed when `verify`
-    (sizes only otherwise, for a caller that has just verified them)."""
+    """(model, vad model or None, record model or None), of the right kinds; every file
+    re-hashed when `verify` (sizes only otherwise, for a caller that has just verified them)."""
     from callcue.models.installed import ModelError, check_kind, resolve
 
     try:
@@ -29,13 +29,17 @@ def resolve_models(cfg: AsrConfig, models_dir: Path | None, verify: bool = True)
         if model.kind in OFFLINE_KINDS:
             vad = resolve(cfg.vad_model, models_dir=models_dir, verify=verify)
             check_kind(vad, "vad", engine="voice activity")
-        return model, vad
+        record = None
+        if vad is not None and cfg.record and cfg.record_model and cfg.record_model != cfg.model:
+            record = resolve(cfg.record_model, models_dir=models_dir, verify=verify)
+            check_kind(record, "offline_whisper", engine="the call record (asr.record_model)")
+        return model, vad, record
     except ModelError as exc:
         raise AsrError(str(exc)) from None
 
 
-def construct(cfg: AsrConfig, on_result: Callable[[AsrResult], None], model, vad) -> AsrEngine:
+def construct(cfg: AsrConfig, on_result: Callable[[AsrResult], None], model, vad, record=None) -> AsrEngine:
     """Load the resolved model into the engine of its kind (AsrError if it will not load)."""
     if vad is None:
         return StreamingEngine(cfg, model, on_result)
-    return OfflineEngine(cfg, model, vad, on_result)
+    return OfflineEngine(cfg, model, vad, on_result, record)

@@ -36,6 +36,9 @@ class Utterance:
     start: float            # call seconds of samples[0]
     order: int              # cut number across the box: the decode order
     cut_at: float           # time.monotonic() when it was cut
+    record: bool = False    # a whole turn for the call record (second pass), not a live utterance
+    copy: bool = False      # record of a one-utterance turn by the live model: the live text, not decoded again
+    end: float = 0.0        # record: call seconds where the turn ends (its fed audio skips the pauses)
 
 
 @dataclass
@@ -44,6 +47,10 @@ class OfflineChannel(Channel):
     pending: deque[Utterance] = field(default_factory=deque)   # oldest first; the head may be decoding
     history: np.ndarray | None = None                 # the last seconds fed to the VAD (16 kHz)
     history_start: int = 0                            # fed-sample index of history[0]
+    # the turn the record pass will decode whole: fed-sample span of its live utterances
+    turn: tuple[int, int] | None = None
+    turn_cuts: int = 0
+    last_live: tuple = ()                             # (text, tokens, stamps) of the last live final
 
 
 def _up2_taps() -> np.ndarray:
@@ -79,7 +86,7 @@ class OfflineEngine(AsrEngine):
 
     LEAD_S = 0.25      # silero marks speech a little late; the first word needs this lead
 
-    def __init__(self, cfg: AsrConfig, model, vad_model, on_result):
+    def __init__(self, cfg: AsrConfig, model, vad_model, on_result, record_model=None):
         super().__init__(cfg, on_result)
         import sherpa_onnx
         from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +103,14 @@ class OfflineEngine(AsrEngine):
         self.vad_model = vad_model
         self._free_vads: list = []     # reset VADs of closed channels, reused by the next opens
         self.rec = self._loaded(self._recogniser)
+        # the record pass: each speaker's turn decoded whole, with the accurate padding, by the
+        # live model or asr.record_model (e.g. Whisper base)
+        self.record_model = record_model
+        self.rec_record = None
+        if self.is_whisper and cfg.record:
+            self.rec_record = self._loaded(lambda: self._whisper(self.cfg.whisper_tail_s, record_model or model))
+        self.record_decodes = 0
+        self.record_name = (record_model or model).name
 
     def _loaded(self, make):
         try:
@@ -113,8 +128,8 @@ class OfflineEngine(AsrEngine):
         return self._sherpa.OfflineRecognizer.from_paraformer(
             paraformer=str(m.path("model")), tokens=str(m.path("tokens")), num_threads=1)
 
-    def _whisper(self, tail_s: float):
-        m, cfg = self.model, self.cfg
+    def _whisper(self, tail_s: float, m=None):
+        m, cfg = m or self.model, self.cfg
         return self._sherpa.OfflineRecognizer.from_whisper(
             encoder=str(m.path("encoder")), decoder=str(m.path("decoder")), tokens=str(m.path("tokens")),
             language=cfg.language, task="transcribe", num_threads=1, decoding_method="greedy_search",
@@ -141,7 +156,7 @@ class OfflineEngine(AsrEngine):
         ch.timeline.add(chunk.t, dur)
         x = f32(chunk.samples)
         x = x if ch.sample_rate == 16000 else upsample2(x)
-        keep = int((self.cfg.max_utterance_s + 5) * 16000)
+        keep = int((max(self.cfg.max_utterance_s, self.cfg.record_max_s if self.rec_record else 0) + 5) * 16000)
         if ch.history is None:
             ch.history = x
         else:
@@ -165,14 +180,53 @@ class OfflineEngine(AsrEngine):
             if ch.history is not None and 0 <= i0 < i1 <= len(ch.history):
                 samples = np.concatenate([ch.history[i0:i1], samples])
                 first -= i1 - i0
+            if self.rec_record is not None:
+                self._turn(ch, first, first + len(samples))
             self._cuts += 1
             ch.pending.append(Utterance(samples, ch.timeline.to_call(first / 16000), self._cuts, time.monotonic()))
             ch.vad.pop()
+
+    def _turn(self, ch: OfflineChannel, first: int, end: int) -> None:
+        """The record pass's turns: an utterance after a pause longer than record_gap_s, or
+        that would make the turn longer than record_max_s, starts a new turn; the other
+        party starting to speak ends this speaker's turn (fed samples, 16 kHz)."""
+        if ch.turn is not None and (first - ch.turn[1] > self.cfg.record_gap_s * 16000
+                                    or end - ch.turn[0] > self.cfg.record_max_s * 16000):
+            self._end_turn(ch)
+        if ch.turn is None:
+            ch.turn, ch.turn_cuts = (first, end), 0
+        ch.turn = (ch.turn[0], end)
+        ch.turn_cuts += 1
+        t = ch.timeline.to_call(first / 16000)
+        for other in self.channels.values():
+            if (other is not ch and other.line == ch.line and other.call_id == ch.call_id and other.turn is not None
+                    and other.timeline.to_call(other.turn[1] / 16000) <= t):
+                self._end_turn(other)
+
+    def _end_turn(self, ch: OfflineChannel) -> None:
+        """Queue the channel's turn for the record pass, after its live utterances."""
+        if ch.turn is None:
+            return
+        (a, b), n = ch.turn, ch.turn_cuts
+        ch.turn = None
+        self._cuts += 1
+        if n == 1 and (self.record_model is None or self.record_model.name == self.model.name):
+            # one utterance, the same model: the live decode is already this turn's record
+            ch.pending.append(Utterance(np.zeros(0, np.float32), ch.timeline.to_call(a / 16000), self._cuts,
+                                        time.monotonic(), record=True, copy=True))
+            return
+        b = min(b + int(0.3 * 16000), ch.history_start + (len(ch.history) if ch.history is not None else 0))
+        i0, i1 = max(0, a - ch.history_start), b - ch.history_start
+        if ch.history is None or i1 <= i0:
+            return
+        ch.pending.append(Utterance(ch.history[i0:i1].copy(), ch.timeline.to_call((ch.history_start + i0) / 16000),
+                                    self._cuts, time.monotonic(), record=True, end=ch.timeline.to_call(b / 16000)))
 
     def _close(self, ch):
         ch.closing = True
         ch.vad.flush()
         self._collect(ch)
+        self._end_turn(ch)
         # the VAD and the audio history are only needed while audio comes: back to the pool
         # now; the utterances already cut stay until they are decoded
         vad, ch.vad, ch.history = ch.vad, None, None
@@ -258,7 +312,16 @@ class OfflineEngine(AsrEngine):
         late = bool(taken) and time.monotonic() - taken[0].pending[0].cut_at > BUSY_WAITED_S
         rec = self.rec_busy if self._async and self.rec_busy is not None and (waiting > 0 or late) else self.rec
         for ch in taken:
-            fut = self._pool.submit(self._decode_one, ch.pending[0], rec)
+            utt = ch.pending[0]
+            if utt.copy:
+                from concurrent.futures import Future
+                fut = Future()
+                fut.set_result((None, False))
+                self._inflight[fut] = ch
+                continue
+            if utt.record:
+                self.record_decodes += 1
+            fut = self._pool.submit(self._decode_one, utt, self.rec_record if utt.record else rec)
             self._inflight[fut] = ch
             fut.add_done_callback(lambda _: self._wake.set())
             self.decode_calls += 1
@@ -285,7 +348,13 @@ class OfflineEngine(AsrEngine):
 
     def _result(self, ch: OfflineChannel, utt: Utterance, s) -> None:
         start = utt.start
+        if utt.copy:
+            if ch.last_live:
+                text, tokens, stamps, t0, t1 = ch.last_live
+                self._emit(ch, text, True, t0, t1, tokens, stamps, record=True)
+            return
         text = s.result.text.strip() if s is not None else ""
+        ch.last_live = ()
         if text:
             stamps = [start + float(x) for x in (getattr(s.result, "timestamps", None) or [])]
             tokens = tuple(s.result.tokens)
@@ -295,8 +364,14 @@ class OfflineEngine(AsrEngine):
                     self.repeats_trimmed += 1
                     tokens = tuple(tokens[i] for i in keep)
                     stamps = [stamps[i] for i in keep if i < len(stamps)]
-            self._emit(ch, text, True, start, start + len(utt.samples) / 16000, tokens, stamps)
-        ch.utterance += 1
+            end = utt.end if utt.record else start + len(utt.samples) / 16000
+            if utt.record:
+                self._emit(ch, text, True, start, end, tokens, stamps, record=True)
+                return
+            ch.last_live = (text, tokens, stamps, start, end)
+            self._emit(ch, text, True, start, end, tokens, stamps)
+        if not utt.record:
+            ch.utterance += 1
 
     def _decode_one(self, utt: Utterance, rec) -> tuple[object, bool]:
         """(decoded stream, whether it took a second decode). A Whisper transcript that

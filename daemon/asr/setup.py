@@ -22,9 +22,9 @@ def build_engine(cfg: AsrConfig, on_result: Callable[[AsrResult], None], models_
     raising, and the daemon must answer those with a message, not a crash."""
     if cfg.hotwords_file is not None and not Path(cfg.hotwords_file).is_file():
         raise AsrError(f"hotwords file {cfg.hotwords_file} does not exist")
-    model, vad = resolve_models(cfg, models_dir)   # the one full checksum pass
+    model, vad, record = resolve_models(cfg, models_dir)   # the one full checksum pass
     if preflight:
         problem = run_preflight(cfg.model_copy(update={"models_dir": models_dir}))
         if problem:
             raise AsrError(f"model {cfg.model}: {problem}")
-    return construct(cfg, on_result, model, vad)
+    return construct(cfg, on_result, model, vad, record)

@@ -5,7 +5,7 @@ Two stages per block of 20 ms frames:
 * `frame_features` (per channel): energy (dBFS), a 10 ms-hop loudness envelope
   (for syllable nuclei), pitch (YIN on audio low-passed and decimated to 4 kHz, only in
   frames loud enough to be speech) and, in those frames, the energy below 1 kHz (the
-  same decimated audio), whose share of the energy gives vocal effort.
+  same decimated audio), at 0.5-1 kHz and at 2-4 kHz, which give vocal effort.
 * `decide` (both channels of a line): noise floor, voice activity with onset and
   hang-over, utterances, syllable nuclei, per-speaker calm references, and the alert
   state machines (long_silence, talk_over, fast_speech, agitation).
@@ -16,8 +16,10 @@ raised or strained voice has a flatter spectrum, and unlike loudness this does n
 change with the line's gain). Once a speaker has `baseline_s` of calm speech, the
 reference is that calm speech ("own"). Until then it is a prior for calm voices on this
 line's band, plus the other party's calm loudness when they have spoken enough
-("other_party"; "prior" otherwise). Only utterances judged calm teach a reference, so a
-speaker who starts agitated is not learnt as their own normal.
+("other_party"; "prior" otherwise); the prior also wants a flat spectral slope (0.5-1 to
+2-4 kHz, dB per octave), which a voice whose formants sit high (a high or small voice)
+does not fake the way it does the 1 kHz split. Only utterances judged calm teach a
+reference, so a speaker who starts agitated is not learnt as their own normal.
 
 Both are streaming: all memory lives in the state arrays a ProsodySession owns, so
 feeding a call in 20 ms blocks or in one piece gives the same events.
@@ -33,7 +35,8 @@ import numpy as np
 from numba import njit
 
 from .params import (
-    EV_KIND, EV_SPEAKER, EV_T0, EV_T1, EV_V0, F_EDB, F_ENV0, F_ENV1, F_F0, F_LOW, FRAME_S,
+    EV_KIND, EV_SPEAKER, EV_T0, EV_T1, EV_V0, F_EDB, F_ENV0, F_ENV1, F_F0, F_HIGH, F_LOW, F_MID, FRAME_S,
+    HALFBAND_TAPS, LP500_TAPS, P_PRIOR_CALM_SLOPE, P_PRIOR_SLOPE,
     K_AGITATION, K_FAST_SPEECH, K_LONG_SILENCE, K_TALK_OVER, MAX_UTT_FRAMES, NO_LOW,
     P_AG_EFFORT_DB, P_AG_LOUD_DB, P_AG_MIN_S, P_AG_PITCH_MIN2, P_AG_PITCH_ST, P_BASE_MAX_W,
     P_BASELINE_S, P_FAST_MIN_S, P_PRIOR_CALM, P_PRIOR_EFFORT, P_PRIOR_LOUD_CAP, P_PRIOR_LOUD_W, P_PRIOR_MIN,
@@ -60,7 +63,9 @@ C_UTT_PALL, C_UTT_PLO = 36, 37          # energy (linear) of the utterance's pit
 C_BASE_EFF = 38                         # calm reference: vocal effort, dB
 C_AG_DE, C_AG_EFF, C_AG_REF = 39, 40, 41
 C_AG_BP, C_AG_BE, C_AG_BEFF = 42, 43, 44  # the reference the episode was judged against
-N_CS = 45
+C_UTT_PMID, C_UTT_PHIGH = 45, 46         # energy (linear) of the pitched frames at 0.5-1 kHz and 2-4 kHz
+C_AG_SLOPE = 47
+N_CS = 48
 
 # ---- line-level decision state (gs[...]) ----
 G_T = 0                 # end time of the last processed frame, s (call time)
@@ -95,6 +100,38 @@ def _energy_db(x, a, b):
         d = x[i] - m
         e += d * d
     return 10.0 * math.log10(e / n + 1e-4) - DB_FS
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _power(x, a, b):
+    """Mean-removed mean square of x[a:b] (linear)."""
+    n = b - a
+    m = 0.0
+    for i in range(a, b):
+        m += x[i]
+    m /= n
+    e = 0.0
+    for i in range(a, b):
+        d = x[i] - m
+        e += d * d
+    return e / n
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _fir_power(x, start, n, taps, y):
+    """Power of y[k] = sum_j taps[j] * x[start + k - j], k < n (x needs len(taps) - 1 samples before start)."""
+    nt = len(taps)
+    for k in range(n):
+        acc = 0.0
+        for j in range(nt):
+            acc += taps[j] * x[start + k - j]
+        y[k] = acc
+    return _power(y, 0, n)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _band_db(p):
+    return 10.0 * math.log10(max(p, 0.0) + 1e-4) - DB_FS
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -157,8 +194,8 @@ def _decimate(buf, start, fl, dec, taps, out, o):
 def frame_features(buf, hist, fl, taps, pitch_min_dbfs, yin_thresh, out):
     """Features of the frames in buf[hist:]; buf[:hist] is earlier audio (>= 2 frames).
 
-    out[i] = (energy dBFS, envelope at frame start, envelope at frame centre, f0 Hz,
-    energy below 1 kHz dBFS, or NO_LOW where pitch is not tracked).
+    out[i] = (energy dBFS, envelope at frame start, envelope at frame centre, f0 Hz, and
+    where pitch is tracked (else NO_LOW) the energy below 1 kHz, at 0.5-1 kHz, at 2-4 kHz, dBFS).
     """
     n_frames = (len(buf) - hist) // fl
     half = fl // 2
@@ -169,6 +206,9 @@ def frame_features(buf, hist, fl, taps, pitch_min_dbfs, yin_thresh, out):
     dcache = np.empty((n_frames + 1) * hb)
     have = np.zeros(n_frames + 1, dtype=np.bool_)
     d = np.empty(YIN_TAU_MAX + 1)
+    nh = len(HALFBAND_TAPS) - 1
+    x8 = np.empty(fl // 2 + nh)         # 16 kHz: the frame at 8 kHz, with the filter's history
+    y = np.empty(fl)
     for i in range(n_frames):
         s = hist + i * fl
         e = _energy_db(buf, s, s + fl)
@@ -182,9 +222,29 @@ def frame_features(buf, hist, fl, taps, pitch_min_dbfs, yin_thresh, out):
                     _decimate(buf, s + (slot - i - 1) * fl, fl, dec, taps, dcache, slot * hb)
                     have[slot] = True
             f0 = _yin(dcache[i * hb:(i + 2) * hb], yin_thresh, d)
-            out[i, F_LOW] = _energy_db(dcache, (i + 1) * hb, (i + 2) * hb)
+            # vocal-effort bands: 0-1 kHz and 0-0.5 kHz from the 4 kHz signal, 0-4 and 0-2 kHz
+            # from the frame (at 16 kHz first halved to 8 kHz by the half-band filter)
+            p1 = _power(dcache, (i + 1) * hb, (i + 2) * hb)
+            p05 = _fir_power(dcache, (i + 1) * hb, hb, LP500_TAPS, y)
+            if dec == 2:
+                p4 = _power(buf, s, s + fl)
+                p2 = _fir_power(buf, s, fl, HALFBAND_TAPS, y)
+            else:
+                m8 = fl // 2
+                for m in range(-nh, m8):
+                    acc = 0.0
+                    for j in range(nh + 1):
+                        acc += HALFBAND_TAPS[j] * buf[s + 2 * m + 1 - j]
+                    x8[m + nh] = acc
+                p4 = _power(x8, nh, nh + m8)
+                p2 = _fir_power(x8, nh, m8, HALFBAND_TAPS, y)
+            out[i, F_LOW] = _band_db(p1)
+            out[i, F_MID] = _band_db(p1 - p05)
+            out[i, F_HIGH] = _band_db(p4 - p2)
         else:
             out[i, F_LOW] = NO_LOW
+            out[i, F_MID] = NO_LOW
+            out[i, F_HIGH] = NO_LOW
         out[i, F_F0] = f0
 
 
@@ -222,7 +282,7 @@ def _flush_fast(cs, ch, ev, n, p):
 def _flush_agitation(cs, ch, ev, n):
     """Report a pending agitation episode: values v0..v9 = pitch up (st), loudness up (dB),
     pitch (Hz), reference pitch (Hz), loudness (dBFS), reference loudness (dBFS), effort up
-    (dB), effort (dB), reference effort (dB), reference kind (REF_*)."""
+    (dB), effort (dB), reference effort (dB), reference kind (REF_*), spectral slope (dB/octave)."""
     if cs[ch, C_AG_ON] > 0:
         k = n
         n = _emit(ev, n, K_AGITATION, ch, cs[ch, C_AG_START], cs[ch, C_AG_END],
@@ -233,6 +293,7 @@ def _flush_agitation(cs, ch, ev, n):
             ev[k, EV_V0 + 7] = cs[ch, C_AG_EFF]
             ev[k, EV_V0 + 8] = cs[ch, C_AG_BEFF]
             ev[k, EV_V0 + 9] = cs[ch, C_AG_REF]
+            ev[k, EV_V0 + 10] = cs[ch, C_AG_SLOPE]
         cs[ch, C_AG_ON] = 0.0
     return n
 
@@ -272,6 +333,8 @@ def _end_utterance(cs, pbuf, ch, ev, n, p):
     loud = cs[ch, C_UTT_ESUM] / cs[ch, C_UTT_NVOICED]
     plo = cs[ch, C_UTT_PLO]
     eff = 10.0 * math.log10(max(cs[ch, C_UTT_PALL] - plo, 1e-3 * plo) / plo) if plo > 0.0 else p[P_PRIOR_EFFORT]
+    pmid = cs[ch, C_UTT_PMID]
+    slope = 5.0 * math.log10(max(cs[ch, C_UTT_PHIGH], 1e-3 * pmid) / pmid) if pmid > 0.0 else p[P_PRIOR_SLOPE] - 1.0
     o = 1 - ch
     agitated = False
     teach = False
@@ -302,10 +365,11 @@ def _end_utterance(cs, pbuf, ch, ev, n, p):
             dl = loud - be
         cap = p[P_PRIOR_LOUD_CAP]
         score = de + p[P_PRIOR_LOUD_W] * max(-cap, min(cap, dl))
-        if speech_s >= p[P_AG_MIN_S] and score >= p[P_PRIOR_SCORE] and de >= p[P_PRIOR_MIN]:
+        if (speech_s >= p[P_AG_MIN_S] and score >= p[P_PRIOR_SCORE] and de >= p[P_PRIOR_MIN]
+                and slope >= p[P_PRIOR_SLOPE]):
             agitated = True
         # loudness against another channel depends on the line's gains: only effort decides calm
-        teach = de < p[P_PRIOR_CALM]
+        teach = de < p[P_PRIOR_CALM] or slope < p[P_PRIOR_CALM_SLOPE]
     if agitated:
         if cs[ch, C_AG_ON] > 0 and start - cs[ch, C_AG_END] <= p[P_MERGE_GAP]:
             w0 = cs[ch, C_AG_SPEECH]
@@ -316,6 +380,7 @@ def _end_utterance(cs, pbuf, ch, ev, n, p):
             cs[ch, C_AG_PITCH] = (cs[ch, C_AG_PITCH] * w0 + 2.0 ** logp * speech_s) / tot
             cs[ch, C_AG_E] = (cs[ch, C_AG_E] * w0 + loud * speech_s) / tot
             cs[ch, C_AG_EFF] = (cs[ch, C_AG_EFF] * w0 + eff * speech_s) / tot
+            cs[ch, C_AG_SLOPE] = (cs[ch, C_AG_SLOPE] * w0 + slope * speech_s) / tot
             cs[ch, C_AG_SPEECH] = tot
             cs[ch, C_AG_END] = cs[ch, C_LAST_VOICED]
         else:
@@ -329,6 +394,7 @@ def _end_utterance(cs, pbuf, ch, ev, n, p):
             cs[ch, C_AG_PITCH] = 2.0 ** logp
             cs[ch, C_AG_E] = loud
             cs[ch, C_AG_EFF] = eff
+            cs[ch, C_AG_SLOPE] = slope
             cs[ch, C_AG_SPEECH] = speech_s
             cs[ch, C_AG_REF] = ref
             cs[ch, C_AG_BP] = bp
@@ -423,6 +489,8 @@ def decide(feat, n_frames, cs, gs, pbuf, p, ev, vad_out):
                     cs[ch, C_UTT_ESUM] = 0.0
                     cs[ch, C_UTT_PALL] = 0.0
                     cs[ch, C_UTT_PLO] = 0.0
+                    cs[ch, C_UTT_PMID] = 0.0
+                    cs[ch, C_UTT_PHIGH] = 0.0
                 cs[ch, C_UTT_NVOICED] += 1.0
                 cs[ch, C_UTT_ESUM] += e
                 f0 = feat[ch, i, F_F0]
@@ -434,6 +502,8 @@ def decide(feat, n_frames, cs, gs, pbuf, p, ev, vad_out):
                 if f0 > 0.0 and low > NO_LOW:
                     cs[ch, C_UTT_PALL] += 10.0 ** (0.1 * e)
                     cs[ch, C_UTT_PLO] += 10.0 ** (0.1 * low)
+                    cs[ch, C_UTT_PMID] += 10.0 ** (0.1 * feat[ch, i, F_MID])
+                    cs[ch, C_UTT_PHIGH] += 10.0 ** (0.1 * feat[ch, i, F_HIGH])
             has_f0 = 1.0 if feat[ch, i, F_F0] > 0.0 else 0.0
             _nucleus(cs, ch, feat[ch, i, F_ENV0], t - FRAME_S, thr, has_f0, p)
             _nucleus(cs, ch, feat[ch, i, F_ENV1], t - 0.5 * FRAME_S, thr, has_f0, p)

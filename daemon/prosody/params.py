@@ -55,7 +55,9 @@ P_PRIOR_LOUD_W = 29   # weight of loudness over the other party's calm speech, p
 P_PRIOR_SCORE = 30    # effort over prior + weighted loudness over the other party -> agitated
 P_PRIOR_CALM = 31     # effort over the prior below this: the utterance counts as calm speech, dB
 P_PRIOR_LOUD_CAP = 32  # loudness over the other party counts up to this much (line gains differ), dB
-N_PARAMS = 33
+P_PRIOR_SLOPE = 33    # spectral slope 0.5-1 -> 2-4 kHz needed at the least before own calm speech, dB/octave
+P_PRIOR_CALM_SLOPE = 34  # ... and below this slope an utterance counts as calm speech too, dB/octave
+N_PARAMS = 35
 
 # event rows
 EV_KIND, EV_SPEAKER, EV_T0, EV_T1 = 0, 1, 2, 3
@@ -67,9 +69,10 @@ KIND_NAMES = ("long_silence", "talk_over", "fast_speech", "agitation")
 REF_OWN, REF_PRIOR, REF_OTHER = 0, 1, 2
 REF_NAMES = ("own", "prior", "other_party")
 
-# per-frame features per channel; F_LOW = energy below 1 kHz (dBFS) where pitch is tracked
-F_EDB, F_ENV0, F_ENV1, F_F0, F_LOW = 0, 1, 2, 3, 4
-N_FEAT = 5
+# per-frame features per channel. Where pitch is tracked (else NO_LOW): F_LOW = energy
+# below 1 kHz, F_MID = 0.5-1 kHz, F_HIGH = 2-4 kHz (dBFS)
+F_EDB, F_ENV0, F_ENV1, F_F0, F_LOW, F_MID, F_HIGH = 0, 1, 2, 3, 4, 5, 6
+N_FEAT = 7
 NO_LOW = -200.0
 
 # Calm voices' vocal effort (10 log10 of energy above 1 kHz over energy below, in voiced
@@ -109,10 +112,27 @@ def pack_params(cfg: DetectorConfig, sample_rate: int = 8000) -> np.ndarray:
     p[P_PRIOR_EFFORT] = PRIOR_EFFORT_DB[8000 if sample_rate <= 8000 else 16000]
     p[P_PRIOR_MIN] = 0.3
     p[P_PRIOR_LOUD_W] = 0.12
-    p[P_PRIOR_SCORE] = 1.2
+    p[P_PRIOR_SCORE] = 1.0
     p[P_PRIOR_CALM] = 0.6
     p[P_PRIOR_LOUD_CAP] = 6.0
+    p[P_PRIOR_SLOPE] = -2.5
+    p[P_PRIOR_CALM_SLOPE] = -4.0
     return p
+
+
+def _sinc_taps(fc: float, n: int) -> np.ndarray:
+    k = np.arange(n) - (n - 1) / 2
+    h = 2 * fc * np.sinc(2 * fc * k) * np.hamming(n)
+    return (h / h.sum()).astype(np.float64)
+
+
+# Vocal-effort bands: a half-band low-pass (2 kHz at 8 kHz; at 16 kHz it first halves the
+# rate) and a 500 Hz low-pass on the 4 kHz pitch signal. With the 1 kHz low-pass these give
+# the energy at 0.5-1 kHz and 2-4 kHz, whose difference over two octaves is the spectral
+# slope: a pure tilt, which a voice's formants shifted up or down change much less than a
+# fixed 1 kHz split.
+HALFBAND_TAPS = _sinc_taps(0.25, 15)
+LP500_TAPS = _sinc_taps(0.125, 21)
 
 
 def lowpass_taps(sample_rate: int) -> np.ndarray:

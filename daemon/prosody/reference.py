@@ -15,8 +15,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import kernels
 from .params import (
-    F_EDB, F_ENV0, F_ENV1, F_F0, F_LOW, NO_LOW, PITCH_BUF, PITCH_RATE, YIN_TAU_MAX, YIN_TAU_MIN,
-    YIN_WINDOW,
+    F_EDB, F_ENV0, F_ENV1, F_F0, F_HIGH, F_LOW, F_MID, HALFBAND_TAPS, LP500_TAPS, NO_LOW, PITCH_BUF,
+    PITCH_RATE, YIN_TAU_MAX, YIN_TAU_MIN, YIN_WINDOW,
 )
 from .kernels import DB_FS
 
@@ -38,9 +38,22 @@ decide = _py.decide
 finish = _py.finish
 
 
+def _power_rows(rows: np.ndarray) -> np.ndarray:
+    d = rows - rows.mean(axis=-1, keepdims=True)
+    return (d * d).mean(axis=-1)
+
+
 def _energy_db_rows(rows: np.ndarray) -> np.ndarray:
-    d = rows - rows.mean(axis=1, keepdims=True)
-    return 10.0 * np.log10((d * d).mean(axis=1) + 1e-4) - DB_FS
+    return 10.0 * np.log10(_power_rows(rows) + 1e-4) - DB_FS
+
+
+def _band_db(p: np.ndarray) -> np.ndarray:
+    return 10.0 * np.log10(np.maximum(p, 0.0) + 1e-4) - DB_FS
+
+
+def _fir(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """y[k] = sum_j taps[j] * x[k - j] (zeros before x starts)."""
+    return np.convolve(x, taps)[: len(x)]
 
 
 def yin_rows(w: np.ndarray, thresh: float) -> np.ndarray:
@@ -88,12 +101,32 @@ def frame_features(buf, hist, fl, taps, pitch_min_dbfs, yin_thresh, out):
     out[:n, F_ENV0] = _energy_db_rows(win[hist - half: hist - half + n * fl: fl])
     out[:n, F_F0] = 0.0
     out[:n, F_LOW] = NO_LOW
+    out[:n, F_MID] = NO_LOW
+    out[:n, F_HIGH] = NO_LOW
     loud = np.flatnonzero(e > pitch_min_dbfs)
     if len(loud):
         dec = fl * 2 // PITCH_BUF
-        y = np.convolve(buf, taps)[: len(buf)]          # y[k] = sum_j taps[j] * buf[k - j]
+        hb = PITCH_BUF // 2
+        y = _fir(buf, taps)
         base = hist + loud * fl - fl
         idx = base[:, None] + dec * np.arange(PITCH_BUF)[None, :] + dec - 1
         w = y[idx]
         out[loud, F_F0] = yin_rows(w, yin_thresh)
-        out[loud, F_LOW] = _energy_db_rows(w[:, PITCH_BUF // 2:])   # the frame's own half: below 1 kHz
+        # vocal-effort bands (as kernels.frame_features): 0-1 and 0-0.5 kHz from the 4 kHz
+        # signal, 0-4 and 0-2 kHz from the frame (at 16 kHz halved to 8 kHz first)
+        p1 = _power_rows(w[:, hb:])
+        nt = len(LP500_TAPS)
+        win = sliding_window_view(w, nt, axis=1)[:, hb - nt + 1: 2 * hb - nt + 1]
+        p05 = _power_rows(win @ LP500_TAPS[::-1])
+        starts = hist + loud * fl
+        if dec == 2:
+            frames8 = buf[starts[:, None] + np.arange(fl)[None, :]]
+            y2 = _fir(buf, HALFBAND_TAPS)[starts[:, None] + np.arange(fl)[None, :]]
+        else:
+            x8 = _fir(buf, HALFBAND_TAPS)[1::2]             # x8[j] = the half-band output at sample 2j + 1
+            j8 = starts[:, None] // 2 + np.arange(fl // 2)[None, :]
+            frames8 = x8[j8]
+            y2 = _fir(x8, HALFBAND_TAPS)[j8]
+        out[loud, F_LOW] = _band_db(p1)
+        out[loud, F_MID] = _band_db(p1 - p05)
+        out[loud, F_HIGH] = _band_db(_power_rows(frames8) - _power_rows(y2))

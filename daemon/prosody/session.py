@@ -144,7 +144,8 @@ def _agitation(name: str, speaker: str, t0: float, t1: float, v: list[float]) ->
           "effort_up_db": round(v[6], 2),
           "pitch_hz": round(v[2], 1), "baseline_pitch_hz": round(v[3], 1) if own else None,
           "loudness_dbfs": round(v[4], 1), "baseline_loudness_dbfs": round(v[5], 1) if own or other else None,
-          "effort_db": round(v[7], 2), "baseline_effort_db": round(v[8], 2)}
+          "effort_db": round(v[7], 2), "baseline_effort_db": round(v[8], 2),
+          "slope_db_oct": round(v[10], 2)}
     sev = "critical" if speaker == "customer" else "warning"
     who = speaker.capitalize()
     if own:
