@@ -25,6 +25,8 @@ from .bus.broker import EmbeddedBroker
 from .bus.client import Bus, BrokerAddress
 from .bus.commands import (AckAlert, CallEnd, CallStart, CommandError, Flag, IvrContext, RoleError,
                            legacy_cmd_accepted, parse_command, split_cmd_topic)
+from .bus.commands import TicketUpdate
+from .bus.query import QueryBus
 from .capture.capture import CaptureManager
 from .capture.queue import BlockQueue
 from .config import LineConfig, SiteConfig
@@ -88,7 +90,8 @@ class LineWorker:
         self.results: queue.Queue = queue.Queue(RESULT_QUEUE)
         self.analyzer = LineAnalyzer(line, app.cfg.calls, detectors,
                                      on_call_start=self._call_started, on_call_end=self._call_ended,
-                                     asr=app.asr, assist=app.assist.engine, redact=app.assist.redact)
+                                     asr=app.asr, assist=app.assist.engine, redact=app.assist.redact,
+                                     aftercall=app.cfg.aftercall, mask_char=app.cfg.assist.redaction.mask)
         self.busy_s = 0.0          # analysis time, for the real-time factor in health
         self.audio_s = 0.0
         self.control_dropped = 0   # commands (and capture status) lost to a full control queue
@@ -296,6 +299,9 @@ class Daemon:
         self.asr = None
         self.words = None
         self.assist = None            # assist.setup.Assist: engine, redaction, pack watcher
+        self.records = None           # records.RecordService: ticket corrections and look-back queries
+        self.query_bus: QueryBus | None = None
+        self._pack = None             # the content pack when no assist engine runs (see _content)
         # (time.monotonic(), seconds) of each final: health reports the last LATENCY_WINDOW_S
         self.final_latency: collections.deque[tuple[float, float]] = collections.deque(maxlen=5000)
         # the last retained message of each topic (line states, flows): published again on
@@ -377,7 +383,27 @@ class Daemon:
         with self._cmd_lock:
             if self.stopping.is_set():
                 return False
+            if isinstance(cmd, TicketUpdate):     # after the call: the store's business, not the line's
+                self.records.ticket_update(line_id, cmd)
+                return
             worker.post(_Control("cmd", cmd), wait=COMMAND_WAIT_S)
+
+    def _content(self):
+        """The content pack a ticket correction is checked against: the assist engine's (it
+        follows hot reloads), else the configured pack loaded once (a box without speech
+        recognition may still hold calls with tickets)."""
+        if self.assist is not None and self.assist.engine is not None:
+            return self.assist.engine.content
+        if self._pack is None:
+            from types import SimpleNamespace
+
+            from .assist.pack import default_pack_dir, load_pack
+            root = self.cfg.assist.content or default_pack_dir()
+            self._pack = SimpleNamespace(pack=load_pack(Path(root)))
+        return self._pack
+
+    def _count_rejected(self) -> None:
+        self.rejected_commands += 1
 
     def _on_status(self, line_id: str, up: bool, reason: str) -> None:
         self.workers[line_id].post(_Control("status", (up, reason)))
@@ -437,6 +463,21 @@ class Daemon:
         self.bus = Bus(cfg.topic_root, cfg.box, address, self.data_dir / "outbox.sqlite3",
                        client_id=f"callcue-{cfg.site}-{cfg.floor}-{cfg.box}", persistent=True)
         self.bus.on_connect(self._republish)
+        from .records import RecordService
+        red = cfg.assist.redaction
+        if red.enabled:
+            redact = self.assist.redact
+        else:   # a look-back timeline shows redacted text only, whatever the live setting
+            from .assist.redact import RedactionConfig, Redactor
+            redactor = Redactor(RedactionConfig())
+            redact = lambda text: redactor.redact(text).text  # noqa: E731
+        self.records = RecordService(self.store, self._content,
+                                     redact=redact, mask_char=red.mask, mask_personal=cfg.aftercall.mask_personal,
+                                     on_rejected=self._count_rejected)
+        self.records.start()
+        self.query_bus = QueryBus(cfg.topic_root, cfg.box, address, f"callcue-{cfg.site}-{cfg.floor}-{cfg.box}-query",
+                                  self.records.request)
+        self.records.query_bus = self.query_bus
         detectors: dict[int, Detectors] = {}
         for line in cfg.lines:
             det = detectors.setdefault(line.sample_rate, Detectors(cfg.detectors, line.sample_rate))
@@ -450,6 +491,7 @@ class Daemon:
         for w in self.workers.values():
             w.start()            # before the bus: commands the broker kept are handed to running workers
         self.bus.start()
+        self.query_bus.start()
         self.capture = CaptureManager(cfg, {lid: w.queue for lid, w in self.workers.items()},
                                       on_status=self._on_status, on_eof=self._on_eof)
         self.capture.start()
@@ -482,6 +524,10 @@ class Daemon:
                     self.emit(w.analyzer.on_asr_result(res))
         for w in self.workers.values():       # summaries of calls that just ended
             self.emit(w.analyzer.flush())
+        if self.query_bus is not None:
+            self.query_bus.stop()
+        if self.records is not None:
+            self.records.stop()
         if self.bus:
             self.bus.publish(contract.box_health(self.cfg.box, self.health()))
             self.bus.stop(timeout=5.0)
@@ -501,6 +547,8 @@ class Daemon:
                           "queue_frames": w.queue.depth_frames, "dropped_frames": w.queue.dropped_frames,
                           "results_dropped": w.results_dropped, "commands_dropped": w.control_dropped,
                           "asr_refused": self.asr.refused.get(lid, 0) if self.asr else 0,
+                          "aftercall_ms_max": round(max(w.analyzer.aftercall_ms), 1) if w.analyzer.aftercall_ms else None,
+                          "aftercall_errors": w.analyzer.aftercall_errors,
                           "analysis_rtf": round(w.busy_s / w.audio_s, 5) if w.audio_s else None}
         return {
             "load": [round(x, 2) for x in os.getloadavg()],
@@ -519,6 +567,8 @@ class Daemon:
             "rss_mb": memory.rss_mb(),
             "errors": self.errors,
             "assist": self._assist_health(),
+            "records": {**self.records.stats(), **(self.query_bus.stats() if self.query_bus else {})}
+            if self.records is not None else None,
         }
 
     def _latency(self) -> dict[str, float] | None:

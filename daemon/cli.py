@@ -33,6 +33,8 @@ COMMAND_MODULES = [
     "qa",
     "collect",
     "report",
+    "calls",
+    "score_aftercall",
 ]
 
 

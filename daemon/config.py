@@ -246,6 +246,13 @@ class SiteConfig(Strict):
     site: str = Field(description="site id (topic level)")
     floor: str = Field(description="floor id (topic level)")
     box: str = Field(description="this box's id (topic level)")
+class AfterCallConfig(Strict):
+    """What the box does when a call ends: ticket, summary, QA scorecard (README, "After the call")."""
+
+    enabled: bool = Field(True, description="fill the ticket, write the summary and score the call on the content pack's templates and QA form when a call ends (needs the assist engine)")
+    mask_personal: bool = Field(False, description="mask the values of personal ticket fields (policy and phone numbers) in the published and stored ticket and in corrections, with assist.redaction.mask; off: the agent gets them in full to file the ticket (transcripts and evidence are always redacted)")
+
+
     broker: BrokerConfig | None = Field(None, description="external broker; when omitted an embedded Mosquitto runs")
     embedded_broker: EmbeddedBrokerConfig = Field(default_factory=EmbeddedBrokerConfig, description="embedded broker settings")
     data_dir: Path = Field(Path("var"), description="where the call store and outbox live (relative to the config file); the daemon makes its files 0600 and folders 0700")
@@ -261,6 +268,7 @@ class SiteConfig(Strict):
     @field_validator("site", "floor", "box")
     @classmethod
     def _ids(cls, v: str, info) -> str:
+    aftercall: AfterCallConfig = Field(default_factory=AfterCallConfig, description="ticket, summary and scorecard at call end")
         return _topic_safe(v, info.field_name)
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ from typing import Any
 VERSION = "v1"
 ALERT_KINDS = ("long_silence", "talk_over", "fast_speech", "agitation", "sensitive_word", "missing_phrase", "line_down")
 LINE_STATUSES = ("idle", "in_call", "down")
-CMD_OPS = ("call_start", "call_end", "ivr_context", "ack_alert", "flag")
+CMD_OPS = ("call_start", "call_end", "ivr_context", "ack_alert", "flag", "ticket_update")
 
 
 def now_iso() -> str:
@@ -120,10 +120,10 @@ def record(line: str, call_id: str, speaker: str, text: str, t_start: float, t_e
 CMD_ROLES = ("cti", "agent", "supervisor")
 ROLE_OPS: dict[str, tuple[str, ...]] = {
     "cti": ("call_start", "call_end", "ivr_context"),   # the phone system: call boundaries, IVR context
-    "agent": ("ack_alert",),                           # the agent's desk: its own line's alerts
+    "agent": ("ack_alert", "ticket_update"),           # the agent's desk: its own line's alerts and tickets
     "supervisor": ("ack_alert", "flag"),               # the floor supervisor
 }
-LEGACY_CMD_OPS = CMD_OPS   # `line/{line}/cmd` (no role), where the box still accepts it
+LEGACY_CMD_OPS = CMD_OPS[:5]   # `line/{line}/cmd` (no role), where the box still accepts it: contract v1's first ops
 # what the box publishes (the ACL grants exactly these; a new output topic is added here)
 BOX_OUTPUTS = ("status", "health")
 LINE_OUTPUTS = ("state", "alert", "transcript", "suggestion", "flow", "summary", "record")
@@ -167,7 +167,25 @@ def flow_state(line: str, call_id: str | None, flow: str | None, steps: list[dic
 
 
 def summary(line: str, call_id: str, summary_text: str, ticket: dict[str, Any] | None,
-            scorecard: dict[str, Any], call_type: str | None) -> Message:
+            scorecard: dict[str, Any], call_type: str | None, ivr: dict[str, Any] | None = None) -> Message:
+    """The call's after-call message: summary text, ticket, QA scorecard, call type, and
+    the IVR context it had (None when none came)."""
     return Message(f"line/{line}/summary", {
         "call_id": call_id, "summary": summary_text, "ticket": ticket, "scorecard": scorecard,
-        "call_type": call_type, "ts": now_iso()}, qos=1, output="summary", route=_call_record(call_id))
+        "call_type": call_type, "ivr": ivr, "ts": now_iso()}, qos=1, output="summary", route=_call_record(call_id))
+
+
+# Look-back: a client asks a box about its stored calls (MQTT 5 request/response). The
+# request goes to `box/{box}/query` (the ACL lets supervisors publish there, not agents)
+# with a response topic under `box/{box}/reply/` and correlation data; the box answers
+# there, echoing the correlation data, and answers nothing else.
+QUERY_OPS = ("calls", "call")
+
+
+def query_topic(box: str) -> str:
+    return f"box/{box}/query"
+
+
+def reply_prefix(box: str) -> str:
+    """Response topics a box answers on: this prefix plus one level (the asker's own)."""
+    return f"box/{box}/reply/"

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from . import contract
+from .aftercall.record import Utterance
 from .audio import Block
 from .config import CallsConfig, LineConfig
 from .asr.gate import SpeechGate
@@ -27,6 +30,10 @@ ACTIVITY_WINDOW_S = 2.0
 # line); the call's assist session is closed (summary, at_end checks) once this much more
 # line audio has passed, or when the line's next call starts.
 ASR_DRAIN_S = 5.0
+# what a call keeps in memory for its after-call work (an hours-long call stays bounded)
+KEEP_UTTERANCES = 5000
+KEEP_ALERTS = 2000
+FRAME_S = 0.02        # prosody frame: the VAD's speech seconds per side are counted in these
 
 
 @dataclass
@@ -50,6 +57,17 @@ class Call:
     # waits here, and goes in first when the channels open
     asr_opened: tuple[str, ...] | None = None     # speakers with a channel; None: not yet opened
     asr_backlog: list[tuple[str, Any]] = field(default_factory=list)
+    # after the call (aftercall/): the site's local date at call start, the final
+    # utterances of both channels with their text NOT redacted (memory only: dropped once
+    # the after-call work is done, never published or stored in this form), every alert
+    # published for the call, and the VAD's speech frames per side (agent, customer)
+    call_date: date | None = None
+    said: list[Utterance] = field(default_factory=list)
+    alert_log: list[dict[str, Any]] = field(default_factory=list)
+    speech_frames: Any = field(default_factory=lambda: np.zeros(2, dtype=np.int64))
+    # the call record's turns when a second recognition pass made them (unredacted, memory
+    # only, as `said`): each replaces the live finals of its speaker it overlaps
+    record_text: list[Utterance] | None = None
 
     @property
     def unrecognised(self) -> bool:
@@ -72,8 +90,14 @@ class LineAnalyzer:
                  now: Callable[[], str] = contract.now_iso, new_id: Callable[[], str] = contract.new_id,
                  on_call_start: Callable[[Call], None] | None = None,
                  on_call_end: Callable[[Call, str, float], None] | None = None,
-                 asr=None, assist=None, redact: Callable[[str], str] | None = None):
+                 asr=None, assist=None, redact: Callable[[str], str] | None = None,
+                 aftercall=None, mask_char: str = "*", today: Callable[[], date] = date.today):
         self.cfg = line
+        self.aftercall = aftercall      # config.AfterCallConfig, or None: the defaults
+        self.mask_char = mask_char      # assist.redaction.mask: masks personal ticket values when asked
+        self.today = today              # the site's local date (replay: the call's own)
+        self.aftercall_ms: collections.deque[float] = collections.deque(maxlen=200)   # per ended call
+        self.aftercall_errors = 0
         self.asr = asr                  # shared AsrEngine, or None: prosody only
         self.assist = assist            # shared AssistEngine, or None
         self.redact = redact            # masks personal numbers before anything leaves the line
@@ -119,7 +143,8 @@ class LineAnalyzer:
         if agent:
             self.agent = agent
         self.call = Call(call_id or self.new_id(), self.agent, source, t0, self.now(),
-                         self._detectors().session(), ivr or self._pending_ivr, last_speech=t0)
+                         self._detectors().session(), ivr or self._pending_ivr, last_speech=t0,
+                         call_date=self.today())
         self._pending_ivr = None
         if self.assist is not None:
             self.call.assist = self.assist.session(self.cfg.id, self.call.call_id, self.cfg.team, self.call.ivr)
@@ -155,8 +180,63 @@ class LineAnalyzer:
         """Close the last ended call's assist session (summary, at_end checks)."""
         call, self._closing = self._closing, None
         if call is None or call.assist is None:
+            if call is not None:
+                call.said, call.record_text = [], None
             return []
-        return call.assist.close(max(0.0, (call.ended_at or self.t) - call.t0))
+        msgs = call.assist.close(max(0.0, (call.ended_at or self.t) - call.t0))
+        self._keep_alerts(call, msgs)
+        return self._after_call(call, msgs)
+
+    def _after_call(self, call: Call, msgs: list[contract.Message]) -> list[contract.Message]:
+        """The call's summary message, filled by the content pack's after-call logic:
+        ticket, summary text, QA scorecard, call type (aftercall/). Runs here, on the line's
+        worker, once the recogniser has finished the call; a failure keeps the assist
+        session's own summary (logged, counted)."""
+        said, call.said = call.said, []               # the unredacted text goes now, whatever happens
+        text, call.record_text = call.record_text, None
+        k = next((i for i, m in enumerate(msgs) if m.output == "summary"), None)
+        ac = getattr(call.assist.content, "aftercall", None)
+        if k is None or call.unrecognised or ac is None or (self.aftercall is not None and not self.aftercall.enabled):
+            return msgs
+        t0 = time.perf_counter()
+        try:
+            from .aftercall.corrections import ticket_form
+            from .aftercall.record import CallRecord
+
+            length = max(0.0, (call.ended_at if call.ended_at is not None else self.t) - call.t0)
+            speech = {"agent": float(call.speech_frames[0]) * FRAME_S,
+                      "customer": float(call.speech_frames[1]) * FRAME_S}
+            record = CallRecord.from_assist(call.assist, with_record(said, text), call.alert_log,
+                                            call_date=call.call_date or self.today(), duration_s=length,
+                                            speech_s=speech, agent=call.agent)
+            mask = bool(self.aftercall is not None and self.aftercall.mask_personal)
+            out = ac.finish(record, redact=self.redact or _unchanged, mask_personal=mask, mask_char=self.mask_char)
+            card = dict(out["scorecard"])
+            ticket = out["ticket"]
+            if ticket is not None:
+                tpl = ac.pack.tickets.get(ticket["template"])
+                if tpl is not None:
+                    ticket = {**ticket, "form": ticket_form(tpl, card.get("language"))}
+            if record.flow is not None:
+                # the path with the call time each step was done: the call's timeline shows it
+                card["steps"] = [{"id": s.id, "title": s.title, "done": s.done,
+                                  "t": None if s.t is None else round(s.t, 2)} for s in record.flow.steps]
+            msg = contract.summary(self.cfg.id, call.call_id, out["summary"], ticket, card, out["call_type"],
+                                   ivr=record.ivr)
+        except Exception:
+            self.aftercall_errors += 1
+            log.exception("line %s: after-call work failed for call %s; publishing the assist summary only",
+                          self.cfg.id, call.call_id)
+            return msgs
+        self.aftercall_ms.append((time.perf_counter() - t0) * 1000)
+        return msgs[:k] + [msg] + msgs[k + 1:]
+
+    def _keep_alerts(self, call: Call, msgs: list[contract.Message]) -> None:
+        """Remember the call's published alerts for its after-call work."""
+        for m in msgs:
+            if m.output == "alert" and isinstance(m.payload, dict) and m.payload.get("call_id") == call.call_id \
+                    and len(call.alert_log) < KEEP_ALERTS:
+                call.alert_log.append(m.payload)
 
     def closing_drained(self) -> bool:
         """True when an ended call waits for its summary and the recogniser has finished it."""
@@ -212,7 +292,9 @@ class LineAnalyzer:
             call.last_speech = block.t + (idx + 1) * 0.02
         out += self._alert_messages(call, alerts)
         if call.assist is not None:
-            out += call.assist.tick(self.t - call.t0)
+            ticked = call.assist.tick(self.t - call.t0)
+            self._keep_alerts(call, ticked)
+            out += ticked
         if (self.calls.auto and call.source == "auto"
                 and self.t - call.last_speech >= self.calls.idle_end_s):
             out += self.end_call(reason=f"no speech for {self.calls.idle_end_s:.0f} s").messages
@@ -262,6 +344,7 @@ class LineAnalyzer:
     # ---- speech recognition ----
     def _analyse(self, call: Call, block: Block) -> list[ProsodyAlert]:
         alerts = call.session.process(block.agent, block.customer)
+        call.speech_frames += (call.session.last_vad > 0).sum(axis=1)
         if self.asr is not None and call.gates and not call.unrecognised:     # not decoded
             t = block.t - call.t0
             vad = call.session.last_vad
@@ -303,6 +386,9 @@ class LineAnalyzer:
                 if a.output == "alert":
                     owner.alerts += 1
                     owner.kinds[a.payload["kind"]] += 1
+            self._keep_alerts(owner, alerts)
+            if res.final and res.text.strip() and len(owner.said) < KEEP_UTTERANCES:
+                owner.said.append(Utterance(res.speaker, res.text, float(res.t_start), float(res.t_end)))
         return msgs + alerts
 
     def _record_result(self, res, owner: Call | None) -> list[contract.Message]:
@@ -333,4 +419,21 @@ class LineAnalyzer:
             call.kinds[a.kind] += 1
             out.append(contract.alert(self.cfg.id, call.call_id, a.kind, a.severity, a.speaker,
                                       a.t_start, a.t_end, a.message, a.evidence))
+        self._keep_alerts(call, out)
         return out
+
+
+def with_record(said: list[Utterance], record: list[Utterance] | None) -> list[Utterance]:
+    """The call's text for its after-call work: the live finals, each replaced by the call
+    record's turns of the same speaker it overlaps (the record's second pass heard them
+    with more context)."""
+    if not record:
+        return said
+    keep = [u for u in said if not any(r.speaker == u.speaker and u.t_start < r.t_end and r.t_start < u.t_end
+                                       for r in record)]
+    return sorted(keep + list(record), key=lambda u: (u.t_start, u.t_end))
+
+
+def _unchanged(text: str) -> str:
+    """Redaction turned off by the site: evidence as said (transcripts are published so too)."""
+    return text

@@ -14,11 +14,13 @@ import logging
 import sys
 import time
 import wave
+from datetime import date
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from . import contract
 from .audio import Block, SourceError, frame_len
 from .capture.wav_source import WavReplay, open_wav
 from .config import SUPPORTED_RATES, LineConfig, SiteConfig, SourceConfig
@@ -77,8 +79,13 @@ def iter_blocks(line_id: str, audio: np.ndarray, sr: int, agent_ch: int, custome
 
 def run_replay(wav: Path, cfg: SiteConfig, line: LineConfig, sink, call_id: str | None = None,
                words: list | None = None, ivr: dict | None = None, assist=None,
-               engine=None, results: list | None = None) -> dict:
+               engine=None, results: list | None = None, call_date: date | None = None,
+               store=None, agent: str | None = None) -> dict:
     """Replay one call; `sink(msg)` receives every message. Returns a summary dict.
+
+    `call_date`: the date the call was on (relative dates said in it, "yesterday", are
+    read from it; default today, as live). `store`: a CallStore the call is recorded in,
+    as the daemon records a live call (then `callcue calls show` prints it).
 
     With speech recognition configured, the engine is stepped after every block in this
     thread, so the replay is deterministic and as fast as the machine decodes. A caller
@@ -97,7 +104,16 @@ def run_replay(wav: Path, cfg: SiteConfig, line: LineConfig, sink, call_id: str 
         from .assist.setup import build_assist
         assist = build_assist(cfg, words)
     analyzer = LineAnalyzer(line, cfg.calls.model_copy(update={"auto": False}), Detectors(cfg.detectors, sr),
-                            asr=engine, assist=assist.engine, redact=assist.redact)
+                            asr=engine, assist=assist.engine, redact=assist.redact, aftercall=cfg.aftercall,
+                            mask_char=cfg.assist.redaction.mask,
+                            today=(lambda: call_date) if call_date is not None else date.today)
+    if store is not None:
+        outer = sink
+
+        def sink(m: contract.Message) -> None:
+            outer(m)
+            if contract.Route.STORE in m.route:
+                store.add_event(m.payload["call_id"], m.output, m.payload)
 
     def pump(final: bool = False) -> None:
         if engine is None:
@@ -115,7 +131,10 @@ def run_replay(wav: Path, cfg: SiteConfig, line: LineConfig, sink, call_id: str 
         results.clear()
 
     sink(analyzer.state_message())
-    for m in analyzer.start_call(0.0, "replay", call_id or f"replay-{wav.stem}", ivr=ivr):
+    call_id = call_id or f"replay-{wav.stem}"
+    if store is not None:
+        store.start_call(line.id, call_id, agent or line.agent, contract.now_iso(), "cmd", ivr)
+    for m in analyzer.start_call(0.0, "replay", call_id, agent=agent, ivr=ivr):
         sink(m)
     t = time.perf_counter()
     for block in iter_blocks(line.id, audio, sr, 0, 1):
@@ -123,6 +142,8 @@ def run_replay(wav: Path, cfg: SiteConfig, line: LineConfig, sink, call_id: str 
             sink(m)
         pump()
     ended = analyzer.end_call("end of recording")
+    if store is not None:
+        store.end_call(call_id, contract.now_iso(), round(len(audio) / sr, 2))
     pump(final=True)     # last utterances are decoded before the call's state goes idle
     for m in ended.messages + analyzer.flush():
         sink(m)

@@ -3,7 +3,9 @@
 Subscribes to one line's topics only, shows its alerts and pushed suggestions newest
 first (the selected one in full: suggestion body and article text, alert evidence),
 and acknowledges alerts with `ack_alert`. Suggestions have no acknowledgement in
-contract v1, so acknowledging one marks it seen on this desk only.
+contract v1, so acknowledging one marks it seen on this desk only. After a call, `e`
+opens the ticket the box filled (from the call's summary) and corrects a field with
+`ticket_update` (ticket.py).
 """
 from __future__ import annotations
 
@@ -37,8 +39,10 @@ class AgentApp(LiveApp):
     """
 
     BINDINGS = [
-        Binding("q,ctrl+c", "quit", show=False, priority=True),
+        Binding("ctrl+c", "quit", show=False, priority=True),
+        Binding("q", "quit", show=False),      # not a priority: a correction may be typed with a q in it
         Binding("a", "ack", show=False),
+        Binding("e", "ticket", show=False),
         Binding("L", "toggle_lang", show=False),
     ]
 
@@ -50,6 +54,7 @@ class AgentApp(LiveApp):
         super().__init__(client, live, lang=lang, user=user, min_interval=min_interval)
         self.key: LineKey = (site, floor, line)
         self.seen: set[str] = set()
+        self.corrected: dict[str, dict[str, tuple]] = {}     # call id -> field -> (value, due) sent from here
         self._bell_for: set[str] = set()
         self._started = False
 
@@ -117,6 +122,15 @@ class AgentApp(LiveApp):
             if flow is not None:
                 status.append("\n")
                 status.append_text(flow)
+            done = self._ticket_call(line)
+            if done is not None:
+                tk = done.summary["ticket"]
+                status.append("\n")
+                status.append(f"✎ {t('ticket', self.lang)}: {tk.get('title') or tk.get('template')}", style="bold cyan")
+                missing = tk.get("missing_required") or []
+                if missing:
+                    status.append(f"  ({len(missing)} missing)", style="yellow")
+                status.append("  e", style="bold")
         self.query_one("#status", Static).update(status)
         items = self._items()
         if self._started:
@@ -168,6 +182,35 @@ class AgentApp(LiveApp):
         else:
             self.seen.add(str(item.get("id") or ""))
             self.refresh_now()
+
+    @staticmethod
+    def _ticket_call(line):
+        """The newest call of the line whose summary carries a ticket (not one in progress)."""
+        if line is None:
+            return None
+        live = line.in_call()
+        for call in reversed(list(line.calls.values())):
+            if call is not live and isinstance(call.summary, dict) and isinstance(call.summary.get("ticket"), dict):
+                return call
+        return None
+
+    def action_ticket(self) -> None:
+        from .ticket import TicketScreen
+        with self.live.lock:
+            call = self._ticket_call(self.live.model.line(self.key))
+            ticket = dict(call.summary["ticket"]) if call is not None else None
+            call_id = call.call_id if call is not None else None
+        if ticket is None:
+            self.notify(t("ticket_none", self.lang), severity="warning")
+            return
+
+        def send(field: str, value, due) -> bool:
+            body = {"op": "ticket_update", "call_id": call_id, "field": field, "value": value, "by": self.user}
+            if due is not None:
+                body["due"] = due
+            return self.send_cmd(self.key, body)
+
+        self.push_screen(TicketScreen(call_id, ticket, send, self.corrected.setdefault(call_id, {})))
 
     def action_toggle_lang(self) -> None:
         self.lang = "zh" if self.lang == "en" else "en"

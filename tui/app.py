@@ -336,6 +336,7 @@ class SupervisorApp(LiveApp):
         Binding("a", "ack", show=False),
         Binding("c", "flag('coaching')", show=False),
         Binding("t", "flag('takeover')", show=False),
+        Binding("h", "history", show=False),
     ]
 
     def __init__(self, broker=None, filters: list[str] | None = None, *, lang: str = "en",
@@ -452,6 +453,20 @@ class SupervisorApp(LiveApp):
             sent += 1
         if sent:
             self.notify(t("ack_sent", self.lang, n=sent, line=key[2]))
+
+    def action_history(self) -> None:
+        """The calls of the last day on the selected line (history.py)."""
+        from .history import PastCallsScreen
+        if not isinstance(self.screen, (CallScreen,)) and self.screen is not self.default_screen:
+            return
+        key = self.selected_line()
+        if key is None:
+            self.notify(t("no_call", self.lang), severity="warning")
+            return
+        with self.live.lock:
+            line = self.live.model.line(key)
+            agent = line.agent if line is not None else None
+        self.push_screen(PastCallsScreen(key, agent or None))
 
     def action_flag(self, reason: str) -> None:
         key = self.selected_line()

@@ -33,6 +33,8 @@ RECONNECT_MAX_S = 10
 
 OnMessage = Callable[[str, bytes], None]
 OnStatus = Callable[[bool, str], None]
+OnReply = Callable[[dict[str, Any] | None], None]
+REQUESTS_MAX = 64            # look-back requests awaiting their answer
 
 
 def floor_filters(site: str | None, floor: str | None, all_floors: bool) -> list[str]:
@@ -86,6 +88,10 @@ class FeedClient:
         self._acked: dict[int, Callable[[], None]] = {}
         self._early: set[int] = set()
         self._pending_subs: set[int] = set()   # SUBACKs still due; only paho's network thread touches it
+        # look-back requests (contract: box/{box}/query, MQTT 5 response topic + correlation data):
+        # answers come on box/{box}/reply/{reply_token}; correlation data -> (deadline, callback)
+        self.reply_token = uuid.uuid4().hex
+        self._requests: dict[bytes, tuple[float, OnReply]] = {}
         client_id = f"{client_prefix}-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._address = BrokerAddress.of(broker)   # the password of a credentials_file, TLS files
         c = tls.DiagClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -147,6 +153,58 @@ class FeedClient:
             cb()
         return True
 
+    # ---------------------------------------------------------------- look-back requests
+    def request(self, site: str, floor: str, box: str, body: dict[str, Any], on_reply: OnReply,
+                timeout: float = 10.0) -> bool:
+        """Ask a box about its stored calls (`{"op": "calls", ...}` or `{"op": "call", "call_id": ...}`).
+        `on_reply(answer)` runs on paho's thread with the box's answer, or with None when none
+        came within `timeout` (checked at every later message and request). False when
+        disconnected (nothing sent)."""
+        if not self.connected:
+            return False
+        now = time.monotonic()
+        self._expire(now)
+        root = contract.root(site, floor)
+        corr = uuid.uuid4().bytes
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = f"{root}/{contract.reply_prefix(box)}{self.reply_token}"
+        props.CorrelationData = corr
+        with self._lock:
+            if len(self._requests) >= REQUESTS_MAX:
+                return False
+            self._requests[corr] = (now + timeout, on_reply)
+        info = self._client.publish(f"{root}/{contract.query_topic(box)}",
+                                    json.dumps(body, ensure_ascii=False, separators=(",", ":")), qos=1,
+                                    properties=props)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            with self._lock:
+                self._requests.pop(corr, None)
+            return False
+        return True
+
+    def _expire(self, now: float) -> None:
+        with self._lock:
+            late = [(c, cb) for c, (deadline, cb) in self._requests.items() if deadline < now]
+            for c, _ in late:
+                del self._requests[c]
+        for _, cb in late:
+            cb(None)
+
+    def _reply(self, msg) -> bool:
+        """A message on our reply topic: hand it to its request's callback. True when it was one."""
+        if not msg.topic.endswith(f"/reply/{self.reply_token}"):
+            return False
+        corr = getattr(getattr(msg, "properties", None), "CorrelationData", None)
+        with self._lock:
+            entry = self._requests.pop(bytes(corr), None) if corr is not None else None
+        if entry is not None:
+            try:
+                answer = json.loads(msg.payload)
+            except ValueError:
+                answer = {"ok": False, "error": "the box's answer is not JSON"}
+            entry[1](answer if isinstance(answer, dict) else {"ok": False, "error": "bad answer"})
+        return True
+
     # ---------------------------------------------------------------- callbacks
     def _set(self, connected: bool, detail: str) -> None:
         changed = connected != self.connected or detail != self.status_detail
@@ -173,7 +231,7 @@ class FeedClient:
         # "connected" only once the broker has acknowledged every subscription: before that,
         # alerts published to the floor would not reach this client, so the bar must not say live.
         self._pending_subs.clear()
-        for f in self.filters:
+        for f in self.filters:     # a supervisor's floor filters (.../#) also bring look-back answers
             rc, mid = client.subscribe(f, qos=1)
             if rc == mqtt.MQTT_ERR_SUCCESS:
                 self._pending_subs.add(mid)
@@ -235,6 +293,10 @@ class FeedClient:
 
     def _on_message(self, client, userdata, msg) -> None:
         try:
+            if self._requests:
+                self._expire(time.monotonic())
+            if self._reply(msg):
+                return
             self.on_message(msg.topic, bytes(msg.payload))
         except Exception:
             # the loop thread must survive a bug in one handler; the UI shows the count

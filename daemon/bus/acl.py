@@ -5,9 +5,9 @@ one of these users, and Mosquitto's ACL gives each exactly the topics its role n
 
 | user | reads | publishes |
 | --- | --- | --- |
-| `box-<box>` | its lines' `cmd/+`, its own `box/<box>/#` | `box/<box>/status`, `/health`; its lines' outputs |
+| `box-<box>` | its lines' `cmd/+`, its own `box/<box>/#` | `box/<box>/status`, `/health`, `/reply/+`; its lines' outputs |
 | `agent-<line>` | `line/<line>/#` (its own line only) | `line/<line>/cmd/agent` |
-| `supervisor-<site>-<floor>` | the whole floor | `line/+/cmd/supervisor` on the floor |
+| `supervisor-<site>-<floor>` | the whole floor | `line/+/cmd/supervisor`, `box/+/query` on the floor |
 | `cti-<site>` | nothing | `line/+/cmd/cti` on the floor |
 | `collector` | `line/+/summary` | nothing |
 | `bridge-<site>-<floor>` | (central broker only) | the bridged topics of this floor |
@@ -151,18 +151,22 @@ def floor_users(cfg) -> list[User]:
     r = contract.root(cfg.site, cfg.floor)
     lines = [line.id for line in cfg.lines]
     box_writes = tuple(f"{r}/box/{cfg.box}/{t}" for t in contract.BOX_OUTPUTS) + tuple(
-        f"{r}/line/{lid}/{t}" for lid in lines for t in contract.LINE_OUTPUTS)
+        f"{r}/line/{lid}/{t}" for lid in lines for t in contract.LINE_OUTPUTS) + (
+        f"{r}/{contract.reply_prefix(cfg.box)}+",)     # answers to look-back queries
     users = [User(box_user(cfg.box), "box",
                   read=(f"{r}/box/{cfg.box}/#",) + tuple(f"{r}/line/{lid}/cmd/+" for lid in lines),
                   write=box_writes,
-                  about=f"the box {cfg.box}: publishes its status, health and its lines' outputs, reads their commands")]
+                  about=f"the box {cfg.box}: publishes its status, health and its lines' outputs, reads their commands "
+                        f"and look-back queries, answers the queries")]
     for lid in lines:
         users.append(User(agent_user(lid), "agent", read=(f"{r}/line/{lid}/#",),
                           write=(f"{r}/{contract.cmd_topic(lid, 'agent')}",),
-                          about=f"the agent desk of line {lid}: reads that line only, sends its acknowledgements"))
+                          about=f"the agent desk of line {lid}: reads that line only, sends its "
+                                f"acknowledgements and ticket corrections"))
     users.append(User(supervisor_user(cfg.site, cfg.floor), "supervisor", read=(f"{r}/#",),
-                      write=(f"{r}/line/+/cmd/supervisor",),
-                      about=f"supervisors of floor {cfg.site}/{cfg.floor}: read the floor, acknowledge and flag"))
+                      write=(f"{r}/line/+/cmd/supervisor", f"{r}/{contract.query_topic('+')}"),
+                      about=f"supervisors of floor {cfg.site}/{cfg.floor}: read the floor, acknowledge and flag, "
+                            f"ask boxes about past calls (answers on box/<box>/reply/<token>)"))
     users.append(User(cti_user(cfg.site), "cti", write=(f"{r}/line/+/cmd/cti",),
                       about="the phone system integration: call_start, call_end, ivr_context"))
     users.append(User(COLLECTOR, "collector", read=(f"{contract.root('+', '+')}/line/+/summary",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import date
 from pathlib import Path
 from typing import IO
 
@@ -29,6 +30,13 @@ def add_parser(sub) -> None:
                    help="IVR context sent at call start, e.g. --ivr intent=claim (repeatable)")
     p.add_argument("--asr-model", help="speech model to use (default: the config's, else whisper-tiny.en if installed)")
     p.add_argument("--no-asr", action="store_true", help="prosody only, no speech recognition")
+    p.add_argument("--call-date", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                   help="the date the call was on: dates said relative to it ('yesterday', 'next Monday') in the "
+                        "ticket (default: today, as live)")
+    p.add_argument("--agent", help="agent name recorded with the call (default: the line's)")
+    p.add_argument("--store", type=Path, metavar="DATA_DIR",
+                   help="also record the call in the call store DATA_DIR/calls, as the daemon does "
+                        "(`callcue calls show` prints it then)")
     p.set_defaults(func=run)
 
 
@@ -82,14 +90,30 @@ def run(args) -> int:
         if bus is not None:
             bus.publish(msg)
 
+    store = None
+    if args.store:
+        from ..store.calls import CallStore, StoreError
+        try:
+            store = CallStore(args.store / "calls")
+            if store.knows(args.call_id or f"replay-{args.wav.stem}"):
+                print(f"callcue replay: the store already has call {args.call_id or f'replay-{args.wav.stem}'!r}; "
+                      f"give another --call-id", file=sys.stderr)
+                store.close()
+                return 2
+        except StoreError as exc:
+            print(f"callcue replay: {exc}", file=sys.stderr)
+            return 2
     try:
-        summary = run_replay(args.wav, cfg, line, sink, args.call_id, words, ivr or None)
+        summary = run_replay(args.wav, cfg, line, sink, args.call_id, words, ivr or None,
+                             call_date=args.call_date, store=store, agent=args.agent)
     except SourceError as exc:
         print(f"callcue replay: {exc}", file=sys.stderr)
         return 2
     finally:
         if out is not None and out is not sys.stdout:
             out.close()
+        if store is not None:
+            store.close()
         if bus is not None:
             if not bus.flush(10.0):
                 log.error("replay: some messages were not acknowledged by the broker within 10 s")

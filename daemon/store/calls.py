@@ -56,7 +56,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -74,8 +74,11 @@ MAX_CALL_ID = 128
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SOURCES = ("cmd", "auto")
 END_STATUSES = ("ended", "interrupted")
-# written only by ack_alert / flag_call, so the call record stays in step with its events
-RESERVED_KINDS = ("ack", "flag")
+# written only by ack_alert / flag_call / correct_ticket, so the call record stays in step with its events
+RESERVED_KINDS = ("ack", "flag", "ticket_update")
+# a "summary" event (line/{line}/summary) also puts these on the call's record: the
+# call's after-call results are read with the record, without its events
+AFTERCALL_KEYS = ("summary", "ticket", "scorecard", "call_type")
 CALLS_TABLE = "calls"
 EVENTS_TABLE = "events"
 
@@ -382,7 +385,8 @@ class CallStore:
         if not isinstance(kind, str) or not KIND_RE.match(kind):
             raise BadInput(f"event kind {kind!r} must be 1-32 lower-case letters, digits, '_'")
         if kind in RESERVED_KINDS:
-            raise BadInput(f"event kind {kind!r} is written by {'ack_alert' if kind == 'ack' else 'flag_call'}()")
+            writer = {"ack": "ack_alert", "flag": "flag_call"}.get(kind, "correct_ticket")
+            raise BadInput(f"event kind {kind!r} is written by {writer}()")
         if not isinstance(payload, dict):
             raise BadInput(f"payload must be a dict, got {type(payload).__name__}")
         if self._closed:
@@ -427,6 +431,27 @@ class CallStore:
         flag = {"reason": reason, "by": by, "note": note, "ts": now_iso()}
         self._put(_Op("flag", (call_id, flag)), self.block_s)
 
+    def correct_ticket(self, call_id: str, field_name: str, value: Any, by: str, due: str | None = None) -> dict:
+        """Store an agent's correction of one field of the call's ticket, next to the
+        extraction: the record's "corrections" list gets {field, value, due, by, ts,
+        original} (original: the extracted field as published, so extraction accuracy can
+        be measured from corrections), and a "ticket_update" event the same. The value
+        must already be checked against the call's template (aftercall/corrections.py).
+        Raises UnknownCallError, or BadInput when the call has no ticket."""
+        self._require_call(_check_call_id(call_id), "correct_ticket")
+        _check_text(field_name, "field")
+        _check_text(by, "by")
+        fix = {"field": field_name, "value": _json_copy(value, "value"), "by": by, "ts": now_iso()}
+        if due is not None:
+            fix["due"] = _check_text(due, "due")
+        fut: Future = Future()
+        self._put(_Op("correct", (call_id, fix), fut), self.block_s)
+        try:
+            return fut.result(timeout=self.read_timeout_s)
+        except FutureTimeout:
+            raise StoreBusyError(f"{self.data_dir}: call store did not answer within {self.read_timeout_s:g} s") \
+                from None
+
     # ------------------------------------------------------------------ public API: reads
 
     def get_call(self, call_id: str) -> dict | None:
@@ -439,6 +464,16 @@ class CallStore:
         if limit < 1:
             raise BadInput(f"limit must be at least 1, got {limit}")
         return self._read(self._w_list_calls, line, limit)
+
+    def find_calls(self, line: str | None = None, agent: str | None = None, since: str | None = None,
+                   limit: int = 200) -> list[dict]:
+        """Call records (without events), newest start first, of one line and/or agent,
+        started at or after `since` (ISO time)."""
+        if limit < 1:
+            raise BadInput(f"limit must be at least 1, got {limit}")
+        if since is not None:
+            _check_iso(since, "since")
+        return self._read(self._w_find_calls, line, agent, since, limit)
 
     def open_calls(self) -> list[dict]:
         """Calls with no end, oldest first: after an unclean stop the daemon ends
@@ -596,9 +631,11 @@ class CallStore:
                 held.set()
                 release.wait(timeout)
                 return False
-            getattr(self, f"_w_{op.kind}")(*op.args)
+            result = getattr(self, f"_w_{op.kind}")(*op.args)
             self._st["applied"] += 1
             self._dirty = True
+            if op.future is not None:
+                op.future.set_result(result)
         except Exception as exc:
             if op.future is not None:
                 op.future.set_exception(exc)
@@ -640,6 +677,25 @@ class CallStore:
         if where[0] == "archive" or rec.get("ended") is not None:
             # a late event after the end: keep the record's counts true
             self._update(where, {"counts": dict(evlog.counts)})
+        if event["kind"] == "summary" and isinstance(event.get("payload"), dict):
+            p = event["payload"]
+            fields = {k: p.get(k) for k in AFTERCALL_KEYS}
+            if p.get("ivr") and not rec.get("ivr"):
+                fields["ivr"] = p["ivr"]        # an ivr_context that came after call_start
+            self._update(where, fields)
+
+    def _w_correct(self, call_id: str, fix: dict) -> dict:
+        rec, where = self._find(call_id)
+        if rec is None:
+            raise UnknownCallError(f"correct_ticket: no call {call_id!r}")
+        ticket = rec.get("ticket")
+        if not isinstance(ticket, dict):
+            raise BadInput(f"correct_ticket: call {call_id!r} has no ticket")
+        original = (ticket.get("fields") or {}).get(fix["field"])
+        fix = {**fix, "original": copy.deepcopy(original)}
+        self._update(where, {"corrections": list(rec.get("corrections") or []) + [fix]})
+        self._w_event(call_id, {"ts": fix["ts"], "kind": "ticket_update", "payload": fix})
+        return copy.deepcopy(fix)
 
     def _w_touch(self, call_ids: list[str], seen: str) -> None:
         for cid in call_ids:
@@ -730,6 +786,25 @@ class CallStore:
                       if d["call_id"] not in seen and (line is None or d["line"] == line)]
         rows = sorted(hot + older, key=lambda r: sort_key(r["started"]), reverse=True)[:limit]
         return copy.deepcopy(rows)
+
+    def _w_find_calls(self, line: str | None, agent: str | None, since: str | None, limit: int) -> list[dict]:
+        t0 = sort_key(since) if since is not None else None
+        # archive files are by start day in the calls' own offsets: a day of margin
+        first_day = (datetime.fromisoformat(since) - timedelta(days=1)).date().isoformat() if since else None
+
+        def keep(d) -> bool:
+            return (line is None or d.get("line") == line) and (agent is None or d.get("agent") == agent) \
+                and (t0 is None or sort_key(d["started"]) >= t0)
+
+        rows = [dict(d) for d in self._calls.all() if keep(d)]
+        seen = {r["call_id"] for r in self._calls.all()}
+        for day in self._archive_days(newest_first=True):
+            if len(rows) >= limit or (first_day is not None and day < first_day):
+                break
+            db, _ = self._archive(day)
+            rows += [dict(d) for d in db.table(CALLS_TABLE).all() if d["call_id"] not in seen and keep(d)]
+        rows.sort(key=lambda r: sort_key(r["started"]), reverse=True)
+        return copy.deepcopy(rows[:limit])
 
     def _w_open_calls(self) -> list[dict]:
         rows = [dict(d) for d in self._calls.all() if d.get("ended") is None]
