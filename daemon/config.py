@@ -242,10 +242,6 @@ class AssistConfig(Strict):
     redaction: RedactionConfig = Field(default_factory=RedactionConfig, description="masking of personal numbers in transcripts")
 
 
-class SiteConfig(Strict):
-    site: str = Field(description="site id (topic level)")
-    floor: str = Field(description="floor id (topic level)")
-    box: str = Field(description="this box's id (topic level)")
 class AfterCallConfig(Strict):
     """What the box does when a call ends: ticket, summary, QA scorecard (README, "After the call")."""
 
@@ -253,6 +249,10 @@ class AfterCallConfig(Strict):
     mask_personal: bool = Field(False, description="mask the values of personal ticket fields (policy and phone numbers) in the published and stored ticket and in corrections, with assist.redaction.mask; off: the agent gets them in full to file the ticket (transcripts and evidence are always redacted)")
 
 
+class SiteConfig(Strict):
+    site: str = Field(description="site id (topic level)")
+    floor: str = Field(description="floor id (topic level)")
+    box: str = Field(description="this box's id (topic level)")
     broker: BrokerConfig | None = Field(None, description="external broker; when omitted an embedded Mosquitto runs")
     embedded_broker: EmbeddedBrokerConfig = Field(default_factory=EmbeddedBrokerConfig, description="embedded broker settings")
     data_dir: Path = Field(Path("var"), description="where the call store and outbox live (relative to the config file); the daemon makes its files 0600 and folders 0700")
@@ -264,11 +264,11 @@ class AfterCallConfig(Strict):
     queues: QueueConfig = Field(default_factory=QueueConfig, description="bounded queues and retries")
     asr: AsrConfig | None = Field(None, description="speech recognition; omitted = prosody alerts only")
     assist: AssistConfig = Field(default_factory=AssistConfig, description="assist engine and redaction")
+    aftercall: AfterCallConfig = Field(default_factory=AfterCallConfig, description="ticket, summary and scorecard at call end")
 
     @field_validator("site", "floor", "box")
     @classmethod
     def _ids(cls, v: str, info) -> str:
-    aftercall: AfterCallConfig = Field(default_factory=AfterCallConfig, description="ticket, summary and scorecard at call end")
         return _topic_safe(v, info.field_name)
 
     @model_validator(mode="after")
