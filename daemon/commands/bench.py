@@ -43,6 +43,26 @@ def add_parser(sub) -> None:
     pst.add_argument("--lines", type=int, default=20, help="calls the events are spread over (default 20)")
     pst.set_defaults(func=_store)
 
+    pq = bsub.add_parser("qa", help="bulk QA (callcue qa) on the qa corpus: calls/min, audio h/h, 2 workers vs 1, "
+                                     "RSS over the run, an interrupted run resumed")
+    pq.add_argument("--corpus", type=Path, default=Path("/tmp/callcue-qa-corpus"),
+                    help="where the corpus is rendered (once; default /tmp/callcue-qa-corpus)")
+    pq.add_argument("--calls", type=int, default=50, help="calls in the corpus (default 50)")
+    pq.add_argument("--workdir", type=Path, default=Path("/tmp/callcue-bench-qa"), help="stores of the runs")
+    pq.add_argument("--subset", type=int, default=20, help="calls of the 1-vs-2-worker comparison (default 20)")
+    pq.add_argument("--phases", default="full,speedup,resume", help="which of full,speedup,resume to run")
+    pq.add_argument("--interrupt-after", type=int, default=10, help="calls done before the SIGINT (default 10)")
+    pq.set_defaults(func=_qa)
+
+    pr = bsub.add_parser("report", help="callcue report over N generated call summaries: time and peak memory")
+    pr.add_argument("-n", type=int, default=1_000_000, help="call summaries in the store (default 1,000,000)")
+    pr.add_argument("--store-dir", type=Path, default=Path("/tmp/callcue-bench-report/store"),
+                    help="central store of generated calls (made once per N and seed, then reused)")
+    pr.add_argument("--out", type=Path, default=Path("/tmp/callcue-bench-report/report.html"))
+    pr.add_argument("--seed", type=int, default=1)
+    pr.add_argument("--lang", choices=("en", "zh"), default="en")
+    pr.set_defaults(func=_report)
+
     pt = bsub.add_parser("tui", help="supervisor TUI render lag: N lines, R events/s through a real broker")
     pt.add_argument("--broker", help="mqtt://host:port (default: an embedded Mosquitto on a free port)")
     pt.add_argument("--lines", type=int, default=100, help="lines on the floor (default 100)")
@@ -86,3 +106,13 @@ def _store(a) -> int:
 def _tui(a) -> int:
     from ..bench.tui import main
     return main(a)
+
+
+def _qa(a) -> int:
+    from ..bench.qa import main
+    return main(a.corpus, a.calls, a.workdir, a.subset, a.phases, a.interrupt_after)
+
+
+def _report(a) -> int:
+    from ..bench.report import main
+    return main(a.n, a.store_dir, a.out, a.seed, a.lang)
