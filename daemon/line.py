@@ -9,7 +9,7 @@ import collections
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -185,7 +185,21 @@ class LineAnalyzer:
             return []
         msgs = call.assist.close(max(0.0, (call.ended_at or self.t) - call.t0))
         self._keep_alerts(call, msgs)
-        return self._after_call(call, msgs)
+        return self._with_call(call, self._after_call(call, msgs))
+
+    def _with_call(self, call: Call, msgs: list[contract.Message]) -> list[contract.Message]:
+        """The summary says who took the call, when and what was raised in it (`call`), so a
+        central collector (`callcue collect`) counts it by agent, team, day and alert kind."""
+        length = max(0.0, (call.ended_at if call.ended_at is not None else self.t) - call.t0)
+        for m in msgs:
+            if m.output == "summary" and isinstance(m.payload, dict):
+                started = datetime.fromisoformat(call.started).astimezone()   # the box's local clock
+                m.payload["call"] = {
+                    "agent": call.agent or None, "team": self.cfg.team, "started": started.isoformat(timespec="seconds"),
+                    "duration_s": round(length, 2),
+                    "alerts": [{k: a.get(k) for k in ("kind", "speaker", "severity", "t_start", "t_end")}
+                               for a in call.alert_log]}
+        return msgs
 
     def _after_call(self, call: Call, msgs: list[contract.Message]) -> list[contract.Message]:
         """The call's summary message, filled by the content pack's after-call logic:

@@ -34,7 +34,7 @@ CALLS = ROOT / "flows" / "demo" / "calls"
 GOLDEN = Path(__file__).resolve().parent / "data" / "replay_golden"
 # the models a demo replay uses; without them the output is a different (degraded) run
 MODELS = ("whisper-tiny.en", "silero-vad", "minilm-l6-v2")
-TIMESTAMP_KEYS = ("ts", "since")      # wall clock: contract.now_iso()
+TIMESTAMP_KEYS = ("ts", "since", "started")   # wall clock: contract.now_iso(); the call block's start
 _NEW_ID = re.compile(r"^[0-9a-f]{16}$")     # contract.new_id()
 
 
