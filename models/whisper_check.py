@@ -78,11 +78,18 @@ class WhisperFiles:
     tokens: Path
 
 
+def model_prefix(folder: Path) -> str:
+    """The file prefix of the converted Whisper in a folder ("tiny.en", "base", ...)."""
+    found = sorted(p.name.split("-encoder")[0] for p in folder.glob("*-encoder*.onnx"))
+    return found[0] if found else PREFIX
+
+
 def model_files(folder: str | Path) -> WhisperFiles:
     """The encoder, decoder and tokens file of a converted model folder (int8 preferred)."""
     d = Path(folder)
     if not d.is_dir():
         raise WhisperModelError(f"{d}: no such model folder; build it with: callcue models convert whisper-tiny.en")
+    prefix = model_prefix(d)
 
     def pick(*names: str) -> Path:
         for n in names:
@@ -91,9 +98,9 @@ def model_files(folder: str | Path) -> WhisperFiles:
         raise WhisperModelError(f"{d}: missing {' or '.join(names)}; rebuild with: "
                                 f"callcue models convert whisper-tiny.en --force")
 
-    return WhisperFiles(d, pick(f"{PREFIX}-encoder.int8.onnx", f"{PREFIX}-encoder.onnx"),
-                        pick(f"{PREFIX}-decoder.int8.onnx", f"{PREFIX}-decoder.onnx"),
-                        pick(f"{PREFIX}-tokens.txt"))
+    return WhisperFiles(d, pick(f"{prefix}-encoder.int8.onnx", f"{prefix}-encoder.onnx"),
+                        pick(f"{prefix}-decoder.int8.onnx", f"{prefix}-decoder.onnx"),
+                        pick(f"{prefix}-tokens.txt"))
 
 
 def recorded_checksums(folder: Path) -> tuple[Path, dict[str, str]] | None:
@@ -172,7 +179,7 @@ def check_layout(files: WhisperFiles) -> dict[str, str]:
 class SherpaTranscriber:
     """The converted model through sherpa-onnx's OfflineRecognizer (greedy search)."""
 
-    def __init__(self, folder: str | Path, num_threads: int = 2, verify: bool = True):
+    def __init__(self, folder: str | Path, num_threads: int = 2, verify: bool = True, language: str = "en"):
         self.files = model_files(folder)
         if verify:
             verify_checksums(self.files)
@@ -182,7 +189,7 @@ class SherpaTranscriber:
         try:
             self.rec = sherpa_onnx.OfflineRecognizer.from_whisper(
                 encoder=str(self.files.encoder), decoder=str(self.files.decoder), tokens=str(self.files.tokens),
-                language="en", task="transcribe", num_threads=num_threads, decoding_method="greedy_search")
+                language=language, task="transcribe", num_threads=num_threads, decoding_method="greedy_search")
         except Exception as exc:  # sherpa-onnx raises RuntimeError/ValueError from C++
             raise WhisperModelError(f"sherpa-onnx cannot load {self.files.directory}: {exc}") from None
 

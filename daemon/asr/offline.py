@@ -187,10 +187,12 @@ class OfflineEngine(AsrEngine):
             ch.vad.pop()
 
     def _turn(self, ch: OfflineChannel, first: int, end: int) -> None:
-        """The record pass's turns: an utterance after a pause longer than record_gap_s, or
-        that would make the turn longer than record_max_s, starts a new turn; the other
-        party starting to speak ends this speaker's turn (fed samples, 16 kHz)."""
-        if ch.turn is not None and (first - ch.turn[1] > self.cfg.record_gap_s * 16000
+        """The record pass's turns: an utterance after a pause longer than record_gap_s (call
+        time), or that would make the turn's audio longer than record_max_s, starts a new
+        turn; the other party starting to speak ends this speaker's turn. The turn's audio is
+        what was fed (the gate leaves out most of a long pause)."""
+        call = ch.timeline.to_call
+        if ch.turn is not None and (call(first / 16000) - call(ch.turn[1] / 16000) > self.cfg.record_gap_s
                                     or end - ch.turn[0] > self.cfg.record_max_s * 16000):
             self._end_turn(ch)
         if ch.turn is None:

@@ -11,6 +11,11 @@ turn, cut from its channel, with the CTranslate2 original of the demo model (gre
 sherpa-onnx decodes, and beam 5, its best decoding): what the model itself can do on the
 same audio, so a gap can be told apart from a limit of the weights.
 
+`--fw` adds the side-by-side table of issue 13: faster-whisper on each whole channel with
+its own VAD (the CTranslate2 original of the same weights, or of --ct2), callcue's live
+finals, and the call record (the second pass, `line/{line}/record` events), each with its
+word error rate and the share of the sensitive phrases said that its text contains.
+
 Words are counted as in wer.py (the definition the Whisper converter's check uses too).
 """
 from __future__ import annotations
@@ -70,9 +75,99 @@ def score_call(labels: dict, events: list[dict], phrases: list[Phrase], score: A
 
 
 def turn_kind(turn: dict) -> str:
-    """'normal, male', 'fast, female', ...: the speaking style and espeak voice type of a labelled turn."""
+    """'normal, male', 'fast, female', ...: the speaking style and voice type of a labelled
+    turn ('natural' when the Piper voice spoke it)."""
     voice = (turn.get("espeak") or {}).get("voice", "")
-    return f"{turn.get('style', 'normal')}, {'female' if '+f' in voice else 'male'}"
+    natural = "natural " if "piper" in turn else ""
+    return f"{turn.get('style', 'normal')}, {natural}{'female' if '+f' in voice else 'male'}"
+
+
+RECORD_SUFFIX = "/record"
+
+
+def texts_of(events: list[dict], which: str) -> list[dict]:
+    """The texts a column is made of: "live" = final transcripts, "record" = the call record's turns."""
+    if which == "record":
+        return [e for e in events if e["topic"].endswith(RECORD_SUFFIX)]
+    return [e for e in events if e["topic"].endswith("/transcript") and e["final"]]
+
+
+@dataclass
+class TextScore:
+    """One column of the side-by-side table: WER and the sensitive phrases its text holds."""
+    words: int = 0
+    errors: int = 0
+    said: int = 0
+    found: int = 0
+
+    @property
+    def wer(self) -> float:
+        return self.errors / self.words if self.words else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.said if self.said else 1.0
+
+
+def score_texts(labels: dict, hyp: dict[str, str], phrases: list[Phrase], score: TextScore) -> None:
+    """Per speaker: WER of the whole channel's text, and how many of the phrase occurrences
+    said in the labelled turns occur in it (each occurrence found at most once)."""
+    for who in ("agent", "customer"):
+        turns = [t for t in labels["turns"] if t["speaker"] == who]
+        ref = [w for t in turns for w in wer_tokens(t["text"])]
+        score.words += len(ref)
+        score.errors += edit_distance(ref, wer_tokens(hyp.get(who, "")))
+        spot = WordSpotter(phrases, who)
+        said: dict[str, int] = {}
+        for t in turns:
+            for hit in spot.find(t["text"], 0):
+                said[hit.phrase.text] = said.get(hit.phrase.text, 0) + 1
+        heard: dict[str, int] = {}
+        for hit in spot.find(hyp.get(who, ""), 0):
+            heard[hit.phrase.text] = heard.get(hit.phrase.text, 0) + 1
+        score.said += sum(said.values())
+        score.found += sum(min(n, heard.get(p, 0)) for p, n in said.items())
+
+
+def whole_channels(labels_dir: Path, ct2_dir: Path, threads: int = 2, beam_size: int = 1) -> dict[str, dict[str, str]]:
+    """call name -> speaker -> faster-whisper's text of that whole channel (its VAD filter,
+    as a user runs it; 8 kHz upsampled as the engine does)."""
+    import logging
+
+    from faster_whisper import WhisperModel
+
+    from ..asr.offline import upsample2
+    from ..replay import load_call
+
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    model = WhisperModel(str(ct2_dir), device="cpu", compute_type="int8", cpu_threads=threads)
+    out: dict[str, dict[str, str]] = {}
+    for name, lab, labels, _ in _calls(labels_dir, None):
+        sr, audio = load_call(lab.parent / labels["audio"])
+        out[name] = {}
+        for ch, who in enumerate(("agent", "customer")):
+            x = audio[:, ch].astype(np.float32) / 32768.0
+            segs, _ = model.transcribe(upsample2(x) if sr == 8000 else x, language="en", beam_size=beam_size,
+                                       vad_filter=True, condition_on_previous_text=False, without_timestamps=True)
+            out[name][who] = " ".join(s.text.strip() for s in segs)
+    return out
+
+
+def side_by_side(labels_dir: Path, events_dir: Path, words: Path, ct2_dir: Path | None) -> dict[str, TextScore]:
+    """faster-whisper (whole channel) / live finals / call record: one TextScore each."""
+    phrases = load_words(words)
+    cols = {"faster-whisper": TextScore(), "live finals": TextScore(), "record": TextScore()}
+    fw = whole_channels(labels_dir, ct2_dir) if ct2_dir is not None else None
+    if fw is None:
+        del cols["faster-whisper"]
+    for name, _, labels, events in _calls(labels_dir, events_dir):
+        if fw is not None:
+            score_texts(labels, fw[name], phrases, cols["faster-whisper"])
+        for col, which in (("live finals", "live"), ("record", "record")):
+            hyp = {who: " ".join(e["text"] for e in sorted(texts_of(events, which), key=lambda e: e["t_start"])
+                                 if e["speaker"] == who) for who in ("agent", "customer")}
+            score_texts(labels, hyp, phrases, cols[col])
+    return cols
 
 
 @dataclass
@@ -207,8 +302,15 @@ def phrases_from_labels(labels_dir: Path, per_call: int = 3, seed: int = 0) -> l
 
 
 def main(labels: Path, events: Path, words: Path, by_turn: bool = False, reference: bool = False,
-         ct2: Path | None = None) -> int:
+         ct2: Path | None = None, fw: bool = False) -> int:
     """`callcue score-asr`: print the scores (and the per-turn table with by_turn or reference)."""
+    if fw:
+        from ...models.whisper_ct2 import packaged_model_dir
+        cols = side_by_side(labels, events, words, ct2 or packaged_model_dir())
+        print("side by side (WER numbers aside; phrases: sensitive phrases said that the text holds):")
+        print(f"  {'':<16} {'words':>6} {'WER':>7} {'phrases':>9}")
+        for col, s in cols.items():
+            print(f"  {col:<16} {s.words:6d} {100 * s.wer:6.1f}% {100 * s.recall:8.1f}%  ({s.found}/{s.said})")
     turns = TurnTally() if by_turn or reference else None
     s = score_dirs(labels, events, words, turns)
     print(f"words {s.ref_words}, errors {s.errors}, WER {100 * s.wer:.1f}%")
