@@ -150,7 +150,8 @@ _DAY = r"(?:0?[1-9]|[12][0-9]|3[01])"
 # amounts and dates: the digits inside are never part of a run
 _NOT_PERSONAL = re.compile(
     r"[$¥￥€£]\s?[0-9][0-9,]*(?:\.[0-9]+)?"
-    r"|(?<![0-9,.])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9])"
+    # a grouping right after "555-" is the end of a phone number as Whisper writes it ("415-555-4,111")
+    r"|(?<![0-9,.])(?<![0-9][-–])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9])"
     r"|(?<![0-9.,])[0-9]+(?:\.[0-9]+)?\s?(?:%|％|元|块|美元|(?:percent|dollars?|bucks|yuan|rmb|usd|euros?|pounds?|cents?)(?![A-Za-z]))"
     rf"|(?<![0-9])[0-9]{{4}}[-/.年]{_MONTH}[-/.月]{_DAY}日?(?![0-9])"
     rf"|(?<![0-9]){_DAY}[/.]{_DAY}[/.](?:[0-9]{{4}}|[0-9]{{2}})(?![0-9])"
