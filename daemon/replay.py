@@ -162,6 +162,10 @@ def choose_asr(cfg: SiteConfig, args) -> SiteConfig:
     asr = cfg.asr
     if getattr(args, "asr_model", None):
         asr = (asr or AsrConfig()).model_copy(update={"model": args.asr_model})
+    if getattr(args, "record_model", None):
+        asr = (asr or AsrConfig()).model_copy(update={"record_model": args.record_model})
+    if getattr(args, "no_record", False) and asr is not None:
+        asr = asr.model_copy(update={"record": False})
     if asr is None:
         from callcue.models.installed import installed_names
         default = AsrConfig()

@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
                    help="IVR context sent at call start, e.g. --ivr intent=claim (repeatable)")
     p.add_argument("--asr-model", help="speech model to use (default: the config's, else whisper-tiny.en if installed)")
     p.add_argument("--no-asr", action="store_true", help="prosody only, no speech recognition")
+    p.add_argument("--record-model", help="installed Whisper for the call record's second pass (e.g. whisper-base; "
+                                          "default: the config's asr.record_model, else the live model)")
+    p.add_argument("--no-record", action="store_true", help="no second pass: the live finals are the call record")
     p.add_argument("--call-date", type=date.fromisoformat, metavar="YYYY-MM-DD",
                    help="the date the call was on: dates said relative to it ('yesterday', 'next Monday') in the "
                         "ticket (default: today, as live)")
