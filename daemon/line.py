@@ -146,6 +146,7 @@ class LineAnalyzer:
                          self._detectors().session(), ivr or self._pending_ivr, last_speech=t0,
                          call_date=self.today())
         self._pending_ivr = None
+        self._asr_language(self.call)
         if self.assist is not None:
             self.call.assist = self.assist.session(self.cfg.id, self.call.call_id, self.cfg.team, self.call.ivr)
         if self.asr is not None:
@@ -353,7 +354,14 @@ class LineAnalyzer:
             self._pending_ivr = data
             return []
         self.call.ivr = data
+        self._asr_language(self.call)
         return self.call.assist.set_ivr(data) if self.call.assist is not None else []
+
+    def _asr_language(self, call: Call) -> None:
+        """The IVR context's language, for a multilingual record model (asr.record_model)."""
+        lang = (call.ivr or {}).get("lang") or (call.ivr or {}).get("language")
+        if lang and self.asr is not None and hasattr(self.asr, "set_language"):
+            self.asr.set_language(self.cfg.id, call.call_id, str(lang))
 
     # ---- speech recognition ----
     def _analyse(self, call: Call, block: Block) -> list[ProsodyAlert]:

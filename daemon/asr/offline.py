@@ -39,6 +39,7 @@ class Utterance:
     record: bool = False    # a whole turn for the call record (second pass), not a live utterance
     copy: bool = False      # record of a one-utterance turn by the live model: the live text, not decoded again
     end: float = 0.0        # record: call seconds where the turn ends (its fed audio skips the pauses)
+    lang: str | None = None # record: the call's language, when it was given (IVR) and is not asr.language
 
 
 @dataclass
@@ -111,6 +112,14 @@ class OfflineEngine(AsrEngine):
             self.rec_record = self._loaded(lambda: self._whisper(self.cfg.whisper_tail_s, record_model or model))
         self.record_decodes = 0
         self.record_name = (record_model or model).name
+        # a multilingual record model hears each call in its own language (the IVR context's):
+        # sherpa-onnx fixes a Whisper's language per recogniser, so one per language, made
+        # on first use by a decode thread
+        self._record_langs = tuple((record_model or model).languages) if self.rec_record is not None else ()
+        self._record_recs: dict[str, object] = {}
+        self._call_langs: dict[tuple[str, str], str] = {}      # (line, call) -> language; guarded by _lock
+        import threading
+        self._rec_lock = threading.Lock()
 
     def _loaded(self, make):
         try:
@@ -128,11 +137,11 @@ class OfflineEngine(AsrEngine):
         return self._sherpa.OfflineRecognizer.from_paraformer(
             paraformer=str(m.path("model")), tokens=str(m.path("tokens")), num_threads=1)
 
-    def _whisper(self, tail_s: float, m=None):
+    def _whisper(self, tail_s: float, m=None, language: str | None = None):
         m, cfg = m or self.model, self.cfg
         return self._sherpa.OfflineRecognizer.from_whisper(
             encoder=str(m.path("encoder")), decoder=str(m.path("decoder")), tokens=str(m.path("tokens")),
-            language=cfg.language, task="transcribe", num_threads=1, decoding_method="greedy_search",
+            language=language or cfg.language, task="transcribe", num_threads=1, decoding_method="greedy_search",
             enable_token_timestamps=cfg.token_timestamps,
             tail_paddings=round(tail_s * 100))     # in 10 ms feature frames
 
@@ -205,6 +214,26 @@ class OfflineEngine(AsrEngine):
                     and other.timeline.to_call(other.turn[1] / 16000) <= t):
                 self._end_turn(other)
 
+    def set_language(self, line: str, call_id: str, lang: str | None) -> None:
+        """The call's spoken language (any thread; the line calls it with the IVR context's):
+        a multilingual record model decodes the call's turns in it from now on."""
+        with self._lock:
+            if lang and lang != self.cfg.language and lang in self._record_langs and len(self._record_langs) > 1:
+                if len(self._call_langs) >= 4096:          # calls long over: forget the oldest
+                    self._call_langs.pop(next(iter(self._call_langs)))
+                self._call_langs[(line, call_id)] = lang
+            else:
+                self._call_langs.pop((line, call_id), None)
+
+    def _record_rec(self, lang: str | None):
+        if lang is None:
+            return self.rec_record
+        with self._rec_lock:
+            if lang not in self._record_recs:
+                self._record_recs[lang] = self._loaded(lambda: self._whisper(
+                    self.cfg.whisper_tail_s, self.record_model or self.model, lang))
+            return self._record_recs[lang]
+
     def _end_turn(self, ch: OfflineChannel) -> None:
         """Queue the channel's turn for the record pass, after its live utterances."""
         if ch.turn is None:
@@ -212,7 +241,9 @@ class OfflineEngine(AsrEngine):
         (a, b), n = ch.turn, ch.turn_cuts
         ch.turn = None
         self._cuts += 1
-        if n == 1 and (self.record_model is None or self.record_model.name == self.model.name):
+        with self._lock:
+            lang = self._call_langs.get((ch.line, ch.call_id))
+        if n == 1 and lang is None and (self.record_model is None or self.record_model.name == self.model.name):
             # one utterance, the same model: the live decode is already this turn's record
             ch.pending.append(Utterance(np.zeros(0, np.float32), ch.timeline.to_call(a / 16000), self._cuts,
                                         time.monotonic(), record=True, copy=True))
@@ -222,7 +253,8 @@ class OfflineEngine(AsrEngine):
         if ch.history is None or i1 <= i0:
             return
         ch.pending.append(Utterance(ch.history[i0:i1].copy(), ch.timeline.to_call((ch.history_start + i0) / 16000),
-                                    self._cuts, time.monotonic(), record=True, end=ch.timeline.to_call(b / 16000)))
+                                    self._cuts, time.monotonic(), record=True, end=ch.timeline.to_call(b / 16000),
+                                    lang=lang))
 
     def _close(self, ch):
         ch.closing = True
@@ -323,7 +355,7 @@ class OfflineEngine(AsrEngine):
                 continue
             if utt.record:
                 self.record_decodes += 1
-            fut = self._pool.submit(self._decode_one, utt, self.rec_record if utt.record else rec)
+            fut = self._pool.submit(self._decode_one, utt, None if utt.record else rec)
             self._inflight[fut] = ch
             fut.add_done_callback(lambda _: self._wake.set())
             self.decode_calls += 1
@@ -381,6 +413,8 @@ class OfflineEngine(AsrEngine):
         raises the cap without changing what is heard, so such an utterance is decoded
         again with it (only fast talkers pay for the second decode). Not when the model
         looped into the cap: the loop is dropped anyway, and more room only makes it longer."""
+        if rec is None:         # the record pass: its recogniser for the call's language, made here if new
+            rec = self._record_rec(utt.lang)
         samples = utt.samples
         s = _decoded(rec, samples)
         # Whisper hears at most 30 s (sherpa-onnx drops the rest): the silence must fit
