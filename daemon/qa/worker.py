@@ -95,8 +95,10 @@ def process(task: dict[str, Any]) -> dict[str, Any]:
         msgs: list = []
         cfg = _W["cfg"]
         _W["results"].clear()
+        known = meta.start_time()
         info = run_replay(files[0], cfg, line, msgs.append, call_id, None, ivr or None, assist=_W["assist"],
-                          engine=_W["engine"], results=_W["results"])
+                          engine=_W["engine"], results=_W["results"],
+                          call_date=known.date() if known is not None else None, agent=meta.agent)
     except SourceError as exc:
         reason = str(exc)
         for f in files:                     # the file is named by the caller already

@@ -109,6 +109,7 @@ def rows_from_summary(payload: dict[str, Any], *, site: str | None, floor: str |
     if not call_id:
         raise ValueError("summary without call_id")
     call = payload.get("call") if isinstance(payload.get("call"), dict) else {}
+    ivr = payload.get("ivr") if isinstance(payload.get("ivr"), dict) else {}
     sc = payload.get("scorecard") if isinstance(payload.get("scorecard"), dict) else {}
     fig = sc.get("figures") if isinstance(sc.get("figures"), dict) else {}
     talk = fig.get("talk_s") if isinstance(fig.get("talk_s"), dict) else {}
@@ -157,8 +158,8 @@ def rows_from_summary(payload: dict[str, Any], *, site: str | None, floor: str |
         "started": started.isoformat(sep=" ") if started else None,
         "day": started.date().isoformat() if started else None,
         "duration_s": None if duration is None else round(duration, 1),
-        "lang": _text(sc.get("language") or call.get("lang"), 8),
-        "call_type": _text(payload.get("call_type"), 120), "ivr_intent": _text(call.get("ivr_intent"), 80),
+        "lang": _text(sc.get("language") or call.get("lang") or ivr.get("lang"), 8),
+        "call_type": _text(payload.get("call_type"), 120), "ivr_intent": _text(call.get("ivr_intent") or ivr.get("intent"), 80),
         "flow": flow, "flow_completion": _num(sc.get("completion")) if flow else None,
         "qa_score": score, "qa_passed": None if passed is None else int(bool(passed)),
         "talk_agent_s": _num(talk.get("agent")), "talk_customer_s": _num(talk.get("customer")),
