@@ -4,8 +4,9 @@
 1. the whole corpus on 2 workers (1 recogniser thread each): calls per minute, audio hours
    per hour, each worker's RSS over the run (flat = no leak);
 2. the first N calls (default 20, half English) on 1 worker and on 2 workers: the speedup;
-3. an interrupted run: `callcue qa` on 2 workers gets SIGINT after K calls, then runs again:
-   the second run does only the rest, and no call finished before is done again.
+3. an interrupted run over the same N calls: `callcue qa` on 2 workers gets SIGINT after K
+   calls, then runs again: the second run does only the rest, and no call finished before is
+   done again.
 Every run starts from an empty store (workdir/...); wall times include the model loads.
 """
 from __future__ import annotations
@@ -71,6 +72,8 @@ def main(corpus: Path, calls: int, workdir: Path, subset: int, phases: str, inte
     good = sorted({f.parent / f.name.replace("-agent.wav", ".wav").replace("-customer.wav", ".wav") for f in files})
     print(f"bench qa: {len(good)} calls in {corpus}", file=sys.stderr, flush=True)
     out = []
+    # the first calls in corpus order, alternating en and zh, 16 and 8 kHz (speedup and resume runs)
+    pick = [f for f in files if int(re.search(r"_C(\d+)", f.name).group(1)) - 1000 < subset]
     if "full" in phases:
         r = run_qa(_opts([corpus], _fresh(workdir / "full"), 2, corpus))
         out.append(_line("all calls, 2 workers x 1", r))
@@ -88,8 +91,6 @@ def main(corpus: Path, calls: int, workdir: Path, subset: int, phases: str, inte
         out.append(f"  bad files listed: {len(r.bad)} ({'; '.join(Path(n).name + ': ' + w for n, w in r.bad)})")
         print(out[-1], file=sys.stderr, flush=True)
     if "speedup" in phases:
-        # the first calls in corpus order, alternating en and zh, 16 and 8 kHz
-        pick = [f for f in files if int(re.search(r"_C(\d+)", f.name).group(1)) - 1000 < subset]
         res = {}
         for w in (1, 2):
             r = run_qa(_opts(pick, _fresh(workdir / f"sub{w}"), w, corpus))
@@ -101,7 +102,7 @@ def main(corpus: Path, calls: int, workdir: Path, subset: int, phases: str, inte
                    f"{(res[1].wall_s - res[1].first_result_s + _first_elapsed(res[1])) / max(1e-9, res[2].wall_s - res[2].first_result_s + _first_elapsed(res[2])):.2f}x")
     if "resume" in phases:
         store = _fresh(workdir / "resume")
-        cmd = [sys.executable, "-m", "callcue.daemon.cli", "qa", str(corpus), "--store", str(store), "--name-pattern",
+        cmd = [sys.executable, "-m", "callcue.daemon.cli", "qa", *map(str, pick), "--store", str(store), "--name-pattern",
                NAME_PATTERN, "--meta", str(corpus / "metadata.csv"), "--no-progress", "--workers", "2", "--threads", "1"]
         log1 = open(workdir / "resume-1.log", "w")
         proc = subprocess.Popen(cmd, stderr=log1, stdout=log1)
@@ -123,7 +124,7 @@ def main(corpus: Path, calls: int, workdir: Path, subset: int, phases: str, inte
         out.append(f"interrupted run: SIGINT after {len(first)} calls done (exit {proc.returncode}); the second run "
                    f"({wall:.0f} s): {summary[0].removeprefix('callcue qa: ') if summary else second.stderr[-300:]}")
         out.append(f"  calls finished before the interruption and done again: {len(redone)}; calls in the store "
-                   f"{n} ({distinct} distinct) of {len(good)}")
+                   f"{n} ({distinct} distinct) of {subset}")
         print(out[-1], file=sys.stderr, flush=True)
     print("\n".join(out))
     return 0
