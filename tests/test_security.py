@@ -355,6 +355,7 @@ def test_acl_users_on_real_mosquitto(tmp_path, peers):
             msgs += [contract.line_state(lid, "A", f"c-{lid}", "in_call", contract.now_iso()),
                      alert_msg(lid, f"alert {lid}"),
                      contract.transcript(lid, f"c-{lid}", "customer", "hello", True, 0.0, 1.0, 1),
+                     contract.record(lid, f"c-{lid}", "customer", "hello", 0.0, 1.0, 0, "whisper-tiny.en"),
                      contract.suggestion(lid, f"c-{lid}", "knowledge", "t", "b", 0.9, 1.0, {"article": "a"}),
                      contract.flow_state(lid, f"c-{lid}", "claim", [], 0.0, None, {}),
                      contract.summary(lid, f"c-{lid}", "summary", None, {}, None)]
