@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .aftercall_score import HELDOUT, TUNED, Score, same
+from .aftercall_score import TUNED, Score, same
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = ROOT / ".cache" / "aftercall_audio"
@@ -122,8 +122,9 @@ def tally(content, path: Path, script, summary: dict[str, Any] | None, score: Sc
 
 
 def english_calls() -> list[Path]:
-    """The labelled English calls of both sets (the audio figures are for English)."""
-    return sorted(TUNED.glob("en_*.yaml")) + sorted(HELDOUT.glob("en_*.yaml"))
+    """The labelled English calls of every set (eval/aftercall*/; the audio figures are for English)."""
+    return [p for folder in sorted(TUNED.parent.glob("aftercall*")) if folder.is_dir()
+            for p in sorted(folder.glob("en_*.yaml"))]
 
 
 def score_audio(calls: list[Path], rates: list[int], cache: Path = DEFAULT_CACHE, voices: str = "auto",

@@ -262,7 +262,7 @@ def render_call(script: CallScript, rate: int = 16000, noise_dbfs: float | None 
     events = derive_events(turns, silence_s, overlap_s)
     return RenderedCall(audio, rate, script.language, script.title, turns, events,
                         {"long_silence_s": silence_s, "talk_over_s": overlap_s},
-                        script.expect.model_dump() if script.expect else None)
+                        script.expect.model_dump(mode="json") if script.expect else None)   # dates as ISO text
 
 
 def labels_path_for(wav: str | Path) -> Path:
