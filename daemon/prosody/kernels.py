@@ -36,7 +36,7 @@ from numba import njit
 
 from .params import (
     EV_KIND, EV_SPEAKER, EV_T0, EV_T1, EV_V0, F_EDB, F_ENV0, F_ENV1, F_F0, F_HIGH, F_LOW, F_MID, FRAME_S,
-    HALFBAND_TAPS, LP500_TAPS, P_PRIOR_CALM_SLOPE, P_PRIOR_SLOPE,
+    HALFBAND_NZ, HALFBAND_TAPS, P_PRIOR_CALM_SLOPE, P_PRIOR_SLOPE,
     K_AGITATION, K_FAST_SPEECH, K_LONG_SILENCE, K_TALK_OVER, MAX_UTT_FRAMES, NO_LOW,
     P_AG_EFFORT_DB, P_AG_LOUD_DB, P_AG_MIN_S, P_AG_PITCH_MIN2, P_AG_PITCH_ST, P_BASE_MAX_W,
     P_BASELINE_S, P_FAST_MIN_S, P_PRIOR_CALM, P_PRIOR_EFFORT, P_PRIOR_LOUD_CAP, P_PRIOR_LOUD_W, P_PRIOR_MIN,
@@ -118,13 +118,13 @@ def _power(x, a, b):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _fir_power(x, start, n, taps, y):
-    """Power of y[k] = sum_j taps[j] * x[start + k - j], k < n (x needs len(taps) - 1 samples before start)."""
-    nt = len(taps)
+def _halfband_power(x, start, n, step, y):
+    """Power of the half-band low-pass of x taken every `step` samples:
+    y[k] = sum_j HALFBAND_TAPS[j] * x[start + step * (k - j)], k < n (needs 14 steps of history)."""
     for k in range(n):
         acc = 0.0
-        for j in range(nt):
-            acc += taps[j] * x[start + k - j]
+        for j in HALFBAND_NZ:
+            acc += HALFBAND_TAPS[j] * x[start + step * (k - j)]
         y[k] = acc
     return _power(y, 0, n)
 
@@ -195,7 +195,7 @@ def frame_features(buf, hist, fl, taps, pitch_min_dbfs, yin_thresh, out):
     """Features of the frames in buf[hist:]; buf[:hist] is earlier audio (>= 2 frames).
 
     out[i] = (energy dBFS, envelope at frame start, envelope at frame centre, f0 Hz, and
-    where pitch is tracked (else NO_LOW) the energy below 1 kHz, at 0.5-1 kHz, at 2-4 kHz, dBFS).
+    in voiced frames (else NO_LOW) the energy below 1 kHz, at 0.5-1 kHz, at 2-4 kHz, dBFS).
     """
     n_frames = (len(buf) - hist) // fl
     half = fl // 2
@@ -222,25 +222,29 @@ def frame_features(buf, hist, fl, taps, pitch_min_dbfs, yin_thresh, out):
                     _decimate(buf, s + (slot - i - 1) * fl, fl, dec, taps, dcache, slot * hb)
                     have[slot] = True
             f0 = _yin(dcache[i * hb:(i + 2) * hb], yin_thresh, d)
-            # vocal-effort bands: 0-1 kHz and 0-0.5 kHz from the 4 kHz signal, 0-4 and 0-2 kHz
-            # from the frame (at 16 kHz first halved to 8 kHz by the half-band filter)
-            p1 = _power(dcache, (i + 1) * hb, (i + 2) * hb)
-            p05 = _fir_power(dcache, (i + 1) * hb, hb, LP500_TAPS, y)
-            if dec == 2:
-                p4 = _power(buf, s, s + fl)
-                p2 = _fir_power(buf, s, fl, HALFBAND_TAPS, y)
-            else:
-                m8 = fl // 2
-                for m in range(-nh, m8):
-                    acc = 0.0
-                    for j in range(nh + 1):
-                        acc += HALFBAND_TAPS[j] * buf[s + 2 * m + 1 - j]
-                    x8[m + nh] = acc
-                p4 = _power(x8, nh, nh + m8)
-                p2 = _fir_power(x8, nh, m8, HALFBAND_TAPS, y)
-            out[i, F_LOW] = _band_db(p1)
-            out[i, F_MID] = _band_db(p1 - p05)
-            out[i, F_HIGH] = _band_db(p4 - p2)
+            out[i, F_LOW] = NO_LOW
+            out[i, F_MID] = NO_LOW
+            out[i, F_HIGH] = NO_LOW
+            if f0 > 0.0:
+                # vocal-effort bands of voiced frames: 0-1 kHz and 0-0.5 kHz from the 4 kHz signal,
+                # 0-4 and 0-2 kHz from the frame (at 16 kHz first halved to 8 kHz)
+                p1 = _power(dcache, (i + 1) * hb, (i + 2) * hb)
+                p05 = _halfband_power(dcache, (i + 1) * hb + 1, hb // 2, 2, y)
+                if dec == 2:
+                    p4 = _power(buf, s, s + fl)
+                    p2 = _halfband_power(buf, s, fl, 1, y)
+                else:
+                    m8 = fl // 2
+                    for m in range(-nh, m8):
+                        acc = 0.0
+                        for j in HALFBAND_NZ:
+                            acc += HALFBAND_TAPS[j] * buf[s + 2 * m + 1 - j]
+                        x8[m + nh] = acc
+                    p4 = _power(x8, nh, nh + m8)
+                    p2 = _halfband_power(x8, nh, m8, 1, y)
+                out[i, F_LOW] = _band_db(p1)
+                out[i, F_MID] = _band_db(p1 - p05)
+                out[i, F_HIGH] = _band_db(p4 - p2)
         else:
             out[i, F_LOW] = NO_LOW
             out[i, F_MID] = NO_LOW

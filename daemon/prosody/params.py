@@ -126,13 +126,14 @@ def _sinc_taps(fc: float, n: int) -> np.ndarray:
     return (h / h.sum()).astype(np.float64)
 
 
-# Vocal-effort bands: a half-band low-pass (2 kHz at 8 kHz; at 16 kHz it first halves the
-# rate) and a 500 Hz low-pass on the 4 kHz pitch signal. With the 1 kHz low-pass these give
-# the energy at 0.5-1 kHz and 2-4 kHz, whose difference over two octaves is the spectral
-# slope: a pure tilt, which a voice's formants shifted up or down change much less than a
-# fixed 1 kHz split.
+# Vocal-effort bands: one half-band low-pass, used three ways: at 8 kHz (0-2 kHz), at
+# 16 kHz to halve the rate first (0-4 kHz), and on the 1 kHz pitch signal taken at 2 kHz
+# (0-0.5 kHz). With the 1 kHz low-pass these give the energy at 0.5-1 kHz and 2-4 kHz, whose
+# difference over two octaves is the spectral slope: a pure tilt, which a voice's formants
+# shifted up or down change much less than a fixed 1 kHz split. Every other tap of a
+# half-band filter is zero; the kernels skip them (HALFBAND_NZ: the others' indices).
 HALFBAND_TAPS = _sinc_taps(0.25, 15)
-LP500_TAPS = _sinc_taps(0.125, 21)
+HALFBAND_NZ = np.flatnonzero(np.abs(HALFBAND_TAPS) > 1e-12).astype(np.int64)
 
 
 def lowpass_taps(sample_rate: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import kernels
 from .params import (
-    F_EDB, F_ENV0, F_ENV1, F_F0, F_HIGH, F_LOW, F_MID, HALFBAND_TAPS, LP500_TAPS, NO_LOW, PITCH_BUF,
+    F_EDB, F_ENV0, F_ENV1, F_F0, F_HIGH, F_LOW, F_MID, HALFBAND_TAPS, NO_LOW, PITCH_BUF,
     PITCH_RATE, YIN_TAU_MAX, YIN_TAU_MIN, YIN_WINDOW,
 )
 from .kernels import DB_FS
@@ -111,13 +111,18 @@ def frame_features(buf, hist, fl, taps, pitch_min_dbfs, yin_thresh, out):
         base = hist + loud * fl - fl
         idx = base[:, None] + dec * np.arange(PITCH_BUF)[None, :] + dec - 1
         w = y[idx]
-        out[loud, F_F0] = yin_rows(w, yin_thresh)
-        # vocal-effort bands (as kernels.frame_features): 0-1 and 0-0.5 kHz from the 4 kHz
-        # signal, 0-4 and 0-2 kHz from the frame (at 16 kHz halved to 8 kHz first)
+        f0 = yin_rows(w, yin_thresh)
+        out[loud, F_F0] = f0
+        # vocal-effort bands of voiced frames (as kernels.frame_features): 0-1 kHz from the 4 kHz
+        # signal and 0-0.5 kHz from it taken at 2 kHz, 0-4 and 0-2 kHz from the frame (at 16 kHz
+        # halved to 8 kHz first), all with the one half-band filter
+        voiced = f0 > 0
+        loud, w = loud[voiced], w[voiced]
         p1 = _power_rows(w[:, hb:])
-        nt = len(LP500_TAPS)
-        win = sliding_window_view(w, nt, axis=1)[:, hb - nt + 1: 2 * hb - nt + 1]
-        p05 = _power_rows(win @ LP500_TAPS[::-1])
+        nt = len(HALFBAND_TAPS)
+        w2 = w[:, 1::2]                                   # the 1 kHz signal at 2 kHz (odd samples)
+        win = sliding_window_view(w2, nt, axis=1)[:, hb // 2 - nt + 1: hb - nt + 1]
+        p05 = _power_rows(win @ HALFBAND_TAPS[::-1])
         starts = hist + loud * fl
         if dec == 2:
             frames8 = buf[starts[:, None] + np.arange(fl)[None, :]]
