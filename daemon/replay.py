@@ -149,7 +149,7 @@ def run_replay(wav: Path, cfg: SiteConfig, line: LineConfig, sink, call_id: str 
         sink(m)
     elapsed = time.perf_counter() - t
     return {"audio_s": len(audio) / sr, "elapsed_s": elapsed, "alerts": dict(ended.call.kinds),
-            "asr": engine.stats() if engine else None}
+            "asr": engine.stats() if engine else None, "aftercall_ms": list(analyzer.aftercall_ms)}
 
 
 def choose_asr(cfg: SiteConfig, args) -> SiteConfig:

@@ -36,6 +36,10 @@ GOLDEN = Path(__file__).resolve().parent / "data" / "replay_golden"
 MODELS = ("whisper-tiny.en", "silero-vad", "minilm-l6-v2")
 TIMESTAMP_KEYS = ("ts", "since", "started")   # wall clock: contract.now_iso(); the call block's start
 _NEW_ID = re.compile(r"^[0-9a-f]{16}$")     # contract.new_id()
+# the call's date: relative dates said in a call ("last Tuesday") are read from it, so the
+# after-call ticket is the same on any day only with the date fixed (as a user replaying an
+# old recording gives it)
+CALL_DATE = "2026-03-10"
 
 
 def normalise(lines: list[str]) -> list[str]:
@@ -63,7 +67,8 @@ def demo_calls() -> list[Path]:
 
 
 def replay(wav: Path, out: Path) -> list[str]:
-    r = subprocess.run([sys.executable, "-m", "callcue.daemon.cli", "replay", str(wav), "--events", str(out)],
+    r = subprocess.run([sys.executable, "-m", "callcue.daemon.cli", "replay", str(wav), "--events", str(out),
+                        "--call-date", CALL_DATE],
                        capture_output=True, text=True, timeout=600, cwd=ROOT, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     # a replay that quietly ran without a model would differ everywhere; say why instead
