@@ -491,3 +491,35 @@ def test_only_supervisors_may_ask_and_agents_only_correct_their_own_line(tmp_pat
         daemon.stop()
     fixes = StoreReader(cfg.data_dir / "calls").get_call("c-acl-1")["corrections"]
     assert [(c["by"], c["value"]) for c in fixes] == [("agent7", "home")]
+
+
+def test_calls_list_and_show_read_the_store_while_it_is_open(tmp_path, content, capsys):
+    """`callcue calls` reads the files of a store another process owns (the daemon's)."""
+    from datetime import datetime, timezone
+
+    from callcue.daemon.cli import main
+    from callcue.daemon.commands.calls import parse_since
+    seed_store(content, tmp_path, "7", "c-cli-1")
+    store = CallStore(tmp_path / "calls")          # holds the lock, as the running daemon does
+    try:
+        store.correct_ticket("c-cli-1", "claim_type", "home", "alice")
+        store.flush()
+        assert main(["calls", "list", "--data-dir", str(tmp_path), "--agent", "Priya Shah", "--since", "1d",
+                     "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [(r["call_id"], r["call_type"], r["corrections"]) for r in rows] == [("c-cli-1", "claim_report", 1)]
+        assert main(["calls", "list", "--data-dir", str(tmp_path), "--line", "8", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == []
+        assert main(["calls", "show", "c-cli-1", "--data-dir", str(tmp_path), "--width", "150"]) == 0
+        out = capsys.readouterr().out
+        for part in ("Call c-cli-1", "IVR context", "Timeline", "Ticket: Claim report", "corrected by alice",
+                     "Scorecard (insurance-qa)"):
+            assert part in out, part
+        assert "44107" not in out
+        assert main(["calls", "show", "nope", "--data-dir", str(tmp_path)]) == 1
+        assert main(["calls", "list", "--data-dir", str(tmp_path), "--since", "last week"]) == 2
+    finally:
+        store.close()
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("2h", now) == "2026-03-10T10:00:00+00:00"
+    assert parse_since("2026-03-09T08:00:00+00:00", now) == "2026-03-09T08:00:00+00:00"
