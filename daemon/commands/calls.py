@@ -88,7 +88,7 @@ def run_list(args) -> int:
 
     t = Table(title=f"{len(rows)} call(s)", title_justify="left")
     for col in ("started", "line", "agent", "call id", "duration", "call type", "score", "alerts", "fixes"):
-        t.add_column(col, no_wrap=col in ("started", "call id"))
+        t.add_column(col, no_wrap=True, overflow="fold" if col in ("agent", "call id") else "ellipsis")
     for r in rows:
         try:
             started = datetime.fromisoformat(r["started"]).astimezone().strftime("%Y-%m-%d %H:%M")
@@ -99,7 +99,10 @@ def run_list(args) -> int:
                   f"{int(dur) // 60}:{int(dur) % 60:02d}" if isinstance(dur, (int, float)) else r["status"] or "-",
                   r["call_type"] or "-", "-" if r["score"] is None else f"{r['score']:g}", str(r["alerts"]),
                   str(r["corrections"]))
-    Console().print(t)
+    con = Console()
+    if not con.is_terminal:
+        con = Console(width=160)      # piped: the whole rows
+    con.print(t)
     return 0
 
 
@@ -126,6 +129,8 @@ def run_show(args) -> int:
     from rich.console import Console
 
     con = Console(width=args.width) if args.width else Console()
+    if not args.width and not con.is_terminal:
+        con = Console(width=160)
     for part in render(tl, args.lang):
         con.print(part)
     return 0
