@@ -71,33 +71,36 @@ def main(corpus: Path, calls: int, workdir: Path, subset: int, phases: str, inte
     files = make_corpus(corpus, calls)
     good = sorted({f.parent / f.name.replace("-agent.wav", ".wav").replace("-customer.wav", ".wav") for f in files})
     print(f"bench qa: {len(good)} calls in {corpus}", file=sys.stderr, flush=True)
-    out = []
+    out: list[str] = []
+
+    def say(line: str) -> None:
+        out.append(line)
+        print(line, file=sys.stderr, flush=True)
+
     # the first calls in corpus order, alternating en and zh, 16 and 8 kHz (speedup and resume runs)
     pick = [f for f in files if int(re.search(r"_C(\d+)", f.name).group(1)) - 1000 < subset]
     if "full" in phases:
         r = run_qa(_opts([corpus], _fresh(workdir / "full"), 2, corpus))
-        out.append(_line("all calls, 2 workers x 1", r))
+        say(_line("all calls, 2 workers x 1", r))
         by_pid: dict[int, list[int]] = {}
         for s in r.samples:
             if s["ok"]:
                 by_pid.setdefault(s["pid"], []).append(s["rss_kb"])
         for pid, rss in sorted(by_pid.items()):
             k = max(1, min(3, len(rss) // 3))
-            out.append(f"  worker {pid}: {len(rss)} calls, RSS first {k} {mean(rss[:k]) / 1024:.0f} MB, last {k} "
+            say(f"  worker {pid}: {len(rss)} calls, RSS first {k} {mean(rss[:k]) / 1024:.0f} MB, last {k} "
                        f"{mean(rss[-k:]) / 1024:.0f} MB, max {max(rss) / 1024:.0f} MB")
         prss = r.parent_rss_kb
         if prss:
-            out.append(f"  writer (parent): RSS {prss[0] / 1024:.0f} -> {prss[-1] / 1024:.0f} MB")
-        out.append(f"  bad files listed: {len(r.bad)} ({'; '.join(Path(n).name + ': ' + w for n, w in r.bad)})")
-        print(out[-1], file=sys.stderr, flush=True)
+            say(f"  writer (parent): RSS {prss[0] / 1024:.0f} -> {prss[-1] / 1024:.0f} MB")
+        say(f"  bad files listed: {len(r.bad)} ({'; '.join(Path(n).name + ': ' + w for n, w in r.bad)})")
     if "speedup" in phases:
         res = {}
         for w in (1, 2):
             r = run_qa(_opts(pick, _fresh(workdir / f"sub{w}"), w, corpus))
             res[w] = r
-            out.append(_line(f"first {subset} calls, {w} worker{'s' if w > 1 else ''} x 1", r))
-            print(out[-1], file=sys.stderr, flush=True)
-        out.append(f"  speedup 2 workers over 1: {res[1].wall_s / res[2].wall_s:.2f}x (target >= 1.7x); "
+            say(_line(f"first {subset} calls, {w} worker{'s' if w > 1 else ''} x 1", r))
+        say(f"  speedup 2 workers over 1: {res[1].wall_s / res[2].wall_s:.2f}x (target >= 1.7x); "
                    f"without model loads (first result to last): "
                    f"{(res[1].wall_s - res[1].first_result_s + _first_elapsed(res[1])) / max(1e-9, res[2].wall_s - res[2].first_result_s + _first_elapsed(res[2])):.2f}x")
     if "resume" in phases:
@@ -121,11 +124,10 @@ def main(corpus: Path, calls: int, workdir: Path, subset: int, phases: str, inte
         redone = [p for p, when in first.items() if after.get(p) != when]
         con = sqlite3.connect(f"file:{store / 'calls.sqlite3'}?mode=ro", uri=True)
         n, distinct = con.execute("SELECT COUNT(*), COUNT(DISTINCT call_id) FROM calls").fetchone()
-        out.append(f"interrupted run: SIGINT after {len(first)} calls done (exit {proc.returncode}); the second run "
+        say(f"interrupted run: SIGINT after {len(first)} calls done (exit {proc.returncode}); the second run "
                    f"({wall:.0f} s): {summary[0].removeprefix('callcue qa: ') if summary else second.stderr[-300:]}")
-        out.append(f"  calls finished before the interruption and done again: {len(redone)}; calls in the store "
+        say(f"  calls finished before the interruption and done again: {len(redone)}; calls in the store "
                    f"{n} ({distinct} distinct) of {subset}")
-        print(out[-1], file=sys.stderr, flush=True)
     print("\n".join(out))
     return 0
 

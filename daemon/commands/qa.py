@@ -2,6 +2,7 @@
 every core, into the central store (callcue.daemon.qa); resumable."""
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -63,6 +64,10 @@ def run(args) -> int:
                      defaults=defaults, pattern=args.name_pattern, table=table, agent_channel=args.agent_channel,
                      customer_channel=args.customer_channel, retry_bad=args.retry_bad,
                      progress=False if args.no_progress else None, limit=args.limit)
+    # Ctrl-C and a service stop end the run cleanly (calls in flight are done again next time),
+    # also when a shell started it in the background with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         res = run_qa(opts)
     except StoreError as exc:
