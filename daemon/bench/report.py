@@ -88,22 +88,39 @@ def fake_summary(rng: random.Random, i: int, agents: int, teams: int, floors: in
     return payload, "hq", f"f{floor}", str(100 + a % 40)
 
 
-def generate(store: Path, n: int, seed: int = 1, agents: int = 1000, teams: int = 40, floors: int = 4,
-             days: int = 30, batch: int = 5000) -> float:
-    rng = random.Random(seed)
+def _chunk(args) -> list:
+    """The rows of calls [start, stop), from a generator seeded by (seed, start): the same
+    store whatever the number of processes."""
+    seed, start, stop, agents, teams, floors, days = args
+    rng = random.Random(seed * 1_000_003 + start)
     day0 = datetime(2026, 1, 5)
+    out = []
+    for i in range(start, stop):
+        p, site, floor, line = fake_summary(rng, i, agents, teams, floors, day0, days)
+        out.append(rows_from_summary(p, site=site, floor=floor, line=line, source="bench"))
+    return out
+
+
+def generate(store: Path, n: int, seed: int = 1, agents: int = 1000, teams: int = 40, floors: int = 4,
+             days: int = 30, batch: int = 5000, procs: int | None = None) -> float:
+    """N generated calls into the store: summaries made and turned into rows on every core but
+    one writer (this process) storing them, as the collector would."""
+    import multiprocessing as mp
+    import os
     t0 = time.perf_counter()
     with Warehouse(store) as wh:
         have = wh.count()
-        i = have
-        while i < n:
-            with wh.batch():
-                for _ in range(min(batch, n - i)):
-                    p, site, floor, line = fake_summary(rng, i, agents, teams, floors, day0, days)
-                    wh.ingest(rows_from_summary(p, site=site, floor=floor, line=line, source="bench"))
-                    i += 1
-            if i % 100000 == 0 or i == n:
-                print(f"  generated {i:,} calls ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+        jobs = [(seed, i, min(i + batch, n), agents, teams, floors, days) for i in range(have - have % batch, n, batch)]
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(procs or os.cpu_count() or 1) as pool:
+            done = have
+            for chunk in pool.imap(_chunk, jobs):
+                with wh.batch():
+                    for rows in chunk:
+                        wh.ingest(rows)
+                done += len(chunk)
+                if done % 100000 < batch or done == n:
+                    print(f"  generated {done:,} calls ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return time.perf_counter() - t0
 
 

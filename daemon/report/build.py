@@ -22,14 +22,13 @@ def _div(a, b):
     return (a or 0) / b if b else None
 
 
-def _figures(r: tuple, base: int) -> dict[str, Any]:
-    """The per-group figures of queries.calls_by (after `base` key columns)."""
-    (calls, qa, passed, handle, ratio, dead, dead_base, agitated, ag_known, ag_s, ag_base, flow, alerts,
-     alerts_known) = r[base:]
-    return {"calls": calls, "avg_qa": qa, "pass_rate": passed, "avg_handle_s": handle, "talk_ratio": ratio,
-            "dead_air_share": _div(dead, dead_base), "agitation_share": _div(agitated, ag_known),
-            "agitation_time_share": _div(ag_s, ag_base), "flow_completion": flow,
-            "alerts_per_100": 100 * _div(alerts, alerts_known) if alerts_known else None}
+def _figures(g: dict[str, Any]) -> dict[str, Any]:
+    """The per-call figures of a group of calls (queries.groups, merged)."""
+    return {"calls": g["calls"], "avg_qa": _div(g["qa_sum"], g["qa_n"]), "pass_rate": _div(g["pass_sum"], g["pass_n"]),
+            "avg_handle_s": _div(g["dur_sum"], g["dur_n"]), "talk_ratio": _div(g["ratio_sum"], g["ratio_n"]),
+            "dead_air_share": _div(g["dead_sum"], g["dead_base"]), "agitation_share": _div(g["agitated"], g["ag_n"]),
+            "agitation_time_share": _div(g["ag_sum"], g["ag_base"]), "flow_completion": _div(g["flow_sum"], g["flow_n"]),
+            "alerts_per_100": 100 * _div(g["alerts_sum"], g["alerts_n"]) if g["alerts_n"] else None}
 
 
 FIG_COLS = [("calls", "int"), ("avg_qa", "f1"), ("pass_rate", "pct"), ("avg_handle_s", "min"), ("talk_ratio", "f2"),
@@ -55,8 +54,20 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
         nav.append((aid, title))
         sections.append(f'<section id="{aid}"><h2>{esc(title)}</h2>{body}</section>')
 
-    # ---- headline ----
-    h = q.headline(db)
+    # ---- one pass over the calls; everything per team, agent, flow adds up from it ----
+    gs = q.groups(db)
+    tot = q.merge(gs, lambda g: 0).get(0)
+    team_g = q.merge(gs, lambda g: g["team"])
+    agent_g = q.merge(gs, lambda g: (g["team"], g["agent"]))
+    flow_g = q.merge([g for g in gs if g["flow"] is not None], lambda g: g["flow"])
+    offer_rows = q.offers_by_agent(db)
+    h = _figures(tot or {name: 0 for name, _ in q.SUMS})
+    h.update(agents=len({g["agent"] for g in gs}), teams=len({g["team"] for g in gs}),
+             floors=len({(g["site"], g["floor"]) for g in gs}), audio_s=tot["dur_sum"] if tot else None,
+             first_day=tot["first_day"] if tot else None, last_day=tot["last_day"] if tot else None)
+    opp = sum(r[3] for r in offer_rows)
+    h["pitch_rate"] = _div(sum(r[5] or 0 for r in offer_rows), opp) if opp else None
+    h["avg_handle_s"] = h.get("avg_handle_s")
     cards = [("calls", h["calls"], "int"), ("agents", h["agents"], "int"), ("teams", h["teams"], "int"),
              ("floors", h["floors"], "int"), ("audio_h", h["audio_s"], "h"), ("avg_qa", h["avg_qa"], "f1"),
              ("pass_rate", h["pass_rate"], "pct"), ("avg_handle", h["avg_handle_s"], "min"),
@@ -69,7 +80,7 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     body += f'<p class="note">{esc(L("sort_hint"))} {esc(L("csv_note"))}</p>'
     section("headline", L("headline"), body)
     csv_tables.append(q.Table("headline", ["figure", "value"], [(k, v) for k, v, _ in cards]))
-    if not h["calls"]:
+    if not h.get("calls"):
         sections.append(f'<section><p>{esc(L("no_data"))}</p></section>')
 
     # ---- trends ----
@@ -105,19 +116,16 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     section("issues", L("issues"), body or f"<p>{esc(L('no_data'))}</p>")
 
     # ---- per team / agent figures, alerts per 100 calls ----
-    team_rows = q.calls_by(db, "team")
-    agent_rows = q.calls_by(db, "team, agent")
-    team_fig = {r[0]: _figures(r, 1) for r in team_rows}
-    agent_fig = {(r[0], r[1]): _figures(r, 2) for r in agent_rows}
+    team_fig = {tm: _figures(g) for tm, g in sorted(team_g.items(), key=lambda x: (x[0] is None, x[0] or ""))}
+    agent_fig = {k: _figures(g) for k, g in sorted(agent_g.items(), key=lambda x: (x[0][0] or "", x[0][1] or ""))}
     team_alerts = defaultdict(dict)
-    for team, kind, n in q.alerts_by(db, "team"):
-        team_alerts[team][kind] = n
     agent_alerts = defaultdict(dict)
-    for team, agent, kind, n in q.alerts_by(db, "team, agent"):
+    for team, agent, kind, n in q.alerts_by_agent(db):
         agent_alerts[(team, agent)][kind] = n
+        team_alerts[team][kind] = team_alerts[team].get(kind, 0) + n
     kinds = sorted({k for d in team_alerts.values() for k in d})
-    known_team = {r[0]: r[-1] for r in team_rows}
-    known_agent = {(r[0], r[1]): r[-1] for r in agent_rows}
+    known_team = {tm: g["alerts_n"] for tm, g in team_g.items()}
+    known_agent = {k: g["alerts_n"] for k, g in agent_g.items()}
     t_rows = [(_name(tm, lang), known_team[tm], *[100 * _div(team_alerts[tm].get(k, 0), known_team[tm])
                                                   if known_team[tm] else None for k in kinds]) for tm in team_fig]
     a_rows = [(_name(tm, lang), _name(ag, lang), known_agent[(tm, ag)],
@@ -139,8 +147,16 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     section("alerts", L("alerts_by_kind"), body or f"<p>{esc(L('no_data'))}</p>")
 
     # ---- offers ----
-    off = q.offers_by_offer(db)
-    off_a = q.offers_by_agent(db)
+    per_offer: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for team, agent, offer, n, fitted, made in offer_rows:
+        po = per_offer[offer]
+        po[0] += n
+        po[1] += fitted or 0
+        po[2] += made or 0
+    off = q.Table("pitch_rate_by_offer", ["offer", "opportunities", "fitted", "made", "pitch_rate"],
+                  sorted(((o, n, f, m, _div(m, n)) for o, (n, f, m) in per_offer.items()), key=lambda r: (-r[1], r[0])))
+    off_a = q.Table("pitch_rate_by_agent", ["team", "agent", "offer", "opportunities", "made", "pitch_rate"],
+                    [(tm, ag, o, n, m or 0, _div(m, n)) for tm, ag, o, n, f, m in offer_rows])
     csv_tables += [off, off_a]
     body = ""
     if off.rows:
@@ -155,7 +171,9 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     section("offers", L("offers"), body or f"<p>{esc(L('no_data'))}</p>")
 
     # ---- flows ----
-    fl = q.flows(db)
+    fl = q.Table("flow_completion", ["flow", "calls", "completion", "complete_calls"],
+                 sorted(((f, g["calls"], _div(g["flow_sum"], g["flow_n"]), g["flow_full"]) for f, g in flow_g.items()),
+                        key=lambda r: (-r[1], r[0])))
     ms = q.missed_steps(db)
     csv_tables += [fl, ms]
     body = ""
@@ -173,17 +191,13 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     section("flows", L("flows"), body or f"<p>{esc(L('no_data'))}</p>")
 
     # ---- distributions per team: QA, handle time, talk/listen, dead air ----
-    def dist(column: str, buckets: list[tuple]) -> tuple[list[str], list[list[int]], list[tuple]]:
-        got = q.distribution(db, column, buckets)
-        teams = sorted({r[0] for r in got}, key=lambda x: (x is None, x or ""))
-        m = {tm: [0] * len(buckets) for tm in teams}
-        for tm, b, n in got:
-            m[tm][b] += n
-        csv_rows = [(_name(tm, lang), *m[tm]) for tm in teams]
-        return [_name(tm, lang) for tm in teams], [m[tm] for tm in teams], csv_rows
+    def dist(name: str, _buckets=None) -> tuple[list[str], list[list[int]], list[tuple]]:
+        teams = [tm for tm in team_fig if sum(team_g[tm][name])]
+        csv_rows = [(_name(tm, lang), *team_g[tm][name]) for tm in teams]
+        return [_name(tm, lang) for tm in teams], [team_g[tm][name] for tm in teams], csv_rows
 
     labels = [b[2] for b in q.QA_BUCKETS]
-    groups, counts, crow = dist("qa_score", q.QA_BUCKETS)
+    groups, counts, crow = dist("qa")
     csv_tables.append(q.Table("qa_distribution_by_team", ["team"] + labels, crow))
     body = ""
     if groups:
@@ -196,7 +210,7 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     section("qa", L("qa"), body)
 
     hl = [b[2] for b in q.HANDLE_BUCKETS]
-    g2, c2, r2 = dist("duration_s", q.HANDLE_BUCKETS)
+    g2, c2, r2 = dist("handle")
     csv_tables.append(q.Table("handle_time_by_team", ["team"] + [f"{x} min" for x in hl], r2))
     tot = [sum(c[i] for c in c2) for i in range(len(hl))]
     body = charts.bars([f"{x} {L('minutes')}" for x in hl], tot, L("handle"), L("calls"), horizontal=False) if g2 else ""
@@ -204,7 +218,7 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     section("handle", L("handle"), body)
 
     rl = [b[2] for b in q.RATIO_BUCKETS]
-    g3, c3, r3 = dist("talk_ratio", q.RATIO_BUCKETS)
+    g3, c3, r3 = dist("ratio")
     csv_tables.append(q.Table("talk_ratio_by_team", ["team"] + rl, r3))
     body = charts.bars(rl, [sum(c[i] for c in c3) for i in range(len(rl))], L("talk_ratio"), L("calls"),
                        horizontal=False, color="#805ad5") if g3 else f"<p>{esc(L('no_data'))}</p>"
@@ -212,7 +226,7 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     section("talk", L("talk"), body)
 
     sl = [b[2] for b in q.SHARE_BUCKETS]
-    g4, c4, r4 = dist("dead_air_share", q.SHARE_BUCKETS)
+    g4, c4, r4 = dist("dead")
     csv_tables.append(q.Table("dead_air_by_team", ["team"] + sl, r4))
     body = charts.bars(sl, [sum(c[i] for c in c4) for i in range(len(sl))], L("dead_air_share"), L("calls"),
                        horizontal=False, color="#718096") if g4 else f"<p>{esc(L('no_data'))}</p>"

@@ -33,17 +33,6 @@ SHARE_BUCKETS = [(None, 0.02, "<2%"), (0.02, 0.05, "2-5%"), (0.05, 0.10, "5-10%"
                  (0.20, None, "20%+")]
 
 
-def bucket_case(column: str, buckets: list[tuple]) -> str:
-    """CASE expression numbering the bucket a value falls in (0, 1, ...)."""
-    parts = []
-    for i, (lo, hi, _) in enumerate(buckets):
-        if hi is None:
-            parts.append(f"ELSE {i}")
-        else:
-            parts.append(f"WHEN {column} < {hi} THEN {i}")
-    return "CASE " + " ".join(parts) + " END"
-
-
 @dataclass
 class Table:
     name: str                 # CSV file name and anchor
@@ -52,7 +41,8 @@ class Table:
 
 
 def open_sources(stores: list[Path], day_from: str | None = None, day_to: str | None = None) -> sqlite3.Connection:
-    """A read-only connection with the report's views over every store."""
+    """A read-only connection with the report's views over every store: `all_<table>` (every
+    row, with `src`) and `<table>_f` (the chosen days)."""
     for d in (day_from, day_to):
         if d is not None and not _DAY.match(d):
             raise ValueError(f"date {d!r} is not YYYY-MM-DD")
@@ -64,15 +54,17 @@ def open_sources(stores: list[Path], day_from: str | None = None, day_to: str | 
             raise StoreError(f"{folder}: no central store here ({path.name} missing)")
         db.execute(f"ATTACH DATABASE ? AS s{i}", (f"file:{path.resolve()}?mode=ro",))
         names.append(f"s{i}")
-    for table in ("calls",) + CHILDREN:
-        union = " UNION ALL ".join(f"SELECT {i} AS src, * FROM {n}.{table}" for i, n in enumerate(names))
-        db.execute(f"CREATE TEMP VIEW all_{table} AS {union}")
     where = []
     if day_from:
         where.append(f"day >= '{day_from}'")
     if day_to:
         where.append(f"day <= '{day_to}'")
-    db.execute("CREATE TEMP VIEW calls_f AS SELECT * FROM all_calls" + (" WHERE " + " AND ".join(where) if where else ""))
+    cond = (" WHERE " + " AND ".join(where)) if where else ""
+    for table in ("calls",) + CHILDREN:
+        union = " UNION ALL ".join(f"SELECT {i} AS src, * FROM {n}.{table}" for i, n in enumerate(names))
+        db.execute(f"CREATE TEMP VIEW all_{table} AS {union}")
+        if table != "score_items":
+            db.execute(f"CREATE TEMP VIEW {table}_f AS SELECT * FROM all_{table}{cond}")
     return db
 
 
@@ -83,107 +75,107 @@ def rows(db: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tuple]:
 # ---------------------------------------------------------------- the figures
 
 AGITATED = "CASE WHEN agitation_s > 0 THEN 1 ELSE 0 END"
+# sums and counts (never averages) per group, so groups add up exactly into teams, agents, the whole
+SUMS = [
+    ("calls", "COUNT(*)"), ("dur_sum", "SUM(duration_s)"), ("dur_n", "COUNT(duration_s)"),
+    ("qa_sum", "SUM(qa_score)"), ("qa_n", "COUNT(qa_score)"), ("pass_sum", "SUM(qa_passed)"), ("pass_n", "COUNT(qa_passed)"),
+    ("ratio_sum", "SUM(talk_ratio)"), ("ratio_n", "COUNT(talk_ratio)"),
+    ("dead_sum", "SUM(dead_air_s)"), ("dead_base", "SUM(CASE WHEN dead_air_s IS NULL THEN 0 ELSE duration_s END)"),
+    ("agitated", f"SUM({AGITATED})"), ("ag_n", "COUNT(agitation_s)"), ("ag_sum", "SUM(agitation_s)"),
+    ("ag_base", "SUM(CASE WHEN agitation_s IS NULL THEN 0 ELSE duration_s END)"),
+    ("flow_sum", "SUM(flow_completion)"), ("flow_n", "COUNT(flow_completion)"),
+    ("flow_full", "SUM(CASE WHEN flow_completion >= 0.999 THEN 1 ELSE 0 END)"),
+    ("alerts_sum", "SUM(alerts)"), ("alerts_n", "COUNT(alerts)"),
+]
+def _bucket_sums(column: str, buckets: list[tuple]) -> list[str]:
+    out = []
+    for lo, hi, _ in buckets:
+        cond = " AND ".join(c for c in (f"{column} >= {lo}" if lo is not None else f"{column} IS NOT NULL",
+                                        f"{column} < {hi}" if hi is not None else "") if c)
+        out.append(f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)")
+    return out
 
 
-def headline(db) -> dict[str, Any]:
-    r = db.execute(f"""
-        SELECT COUNT(*), COUNT(DISTINCT agent), COUNT(DISTINCT team), COUNT(DISTINCT site || '/' || floor),
-               SUM(duration_s), AVG(duration_s), AVG(qa_score), AVG(qa_passed), SUM(alerts),
-               AVG(flow_completion), SUM(offers_made), 0,
-               SUM({AGITATED}), COUNT(agitation_s), SUM(dead_air_s), SUM(CASE WHEN dead_air_s IS NULL THEN 0 ELSE duration_s END),
-               AVG(talk_ratio), MIN(day), MAX(day), SUM(CASE WHEN alerts IS NULL THEN 0 ELSE 1 END)
-        FROM calls_f""").fetchone()
-    keys = ("calls", "agents", "teams", "floors", "audio_s", "avg_handle_s", "avg_qa", "pass_rate", "alerts",
-            "flow_completion", "offers_made", "_", "agitated", "agitation_known", "dead_air_s", "dead_air_base_s",
-            "talk_ratio", "first_day", "last_day", "alerts_known")
-    h = dict(zip(keys, r))
-    h.pop("_")
-    # pitch rate over offer opportunities (fitted or made), as the scorecard counts it
-    o = db.execute("SELECT COUNT(*), SUM(o.made) FROM all_offers o JOIN calls_f c ON c.src = o.src AND c.id = o.call").fetchone()
-    h["offer_opportunities"], h["offers_made"] = o[0], o[1] or 0
-    h["pitch_rate"] = (o[1] or 0) / o[0] if o[0] else None
-    h["alerts_per_100"] = 100.0 * (h["alerts"] or 0) / h["alerts_known"] if h["alerts_known"] else None
-    h["agitation_share"] = (h["agitated"] or 0) / h["agitation_known"] if h["agitation_known"] else None
-    h["dead_air_share"] = (h["dead_air_s"] or 0) / h["dead_air_base_s"] if h["dead_air_base_s"] else None
-    return h
+BUCKETS = {"qa": ("qa_score", QA_BUCKETS), "handle": ("duration_s", HANDLE_BUCKETS),
+           "ratio": ("talk_ratio", RATIO_BUCKETS), "dead": ("dead_air_share", SHARE_BUCKETS)}
+KEYS = ("site", "floor", "team", "agent", "flow")
+
+
+def groups(db) -> list[dict[str, Any]]:
+    """One pass over the calls: per (site, floor, team, agent, flow) the sums and counts of
+    every per-call figure and the distribution buckets; first and last day."""
+    cols = [e for _, e in SUMS] + ["MIN(day)", "MAX(day)"]
+    for name, (column, buckets) in BUCKETS.items():
+        cols += _bucket_sums(column, buckets)
+    sql = f"SELECT {', '.join(KEYS)}, {', '.join(cols)} FROM calls_f GROUP BY {', '.join(KEYS)}"
+    out = []
+    for r in db.execute(sql):
+        g = dict(zip(KEYS, r[:len(KEYS)]))
+        vals = r[len(KEYS):]
+        for (name, _), v in zip(SUMS, vals):
+            g[name] = v or 0
+        g["first_day"], g["last_day"] = vals[len(SUMS)], vals[len(SUMS) + 1]
+        k = len(SUMS) + 2
+        for name, (_, buckets) in BUCKETS.items():
+            g[name] = [v or 0 for v in vals[k:k + len(buckets)]]
+            k += len(buckets)
+        out.append(g)
+    return out
+
+
+def merge(gs, key) -> dict[Any, dict[str, Any]]:
+    """Add groups up by key(g) (e.g. team): sums add, buckets add, days min/max."""
+    out: dict[Any, dict[str, Any]] = {}
+    for g in gs:
+        k = key(g)
+        m = out.get(k)
+        if m is None:
+            out[k] = {**g, **{b: list(g[b]) for b in BUCKETS}}
+            continue
+        for name, _ in SUMS:
+            m[name] += g[name]
+        for b in BUCKETS:
+            m[b] = [x + y for x, y in zip(m[b], g[b])]
+        m["first_day"] = min(d for d in (m["first_day"], g["first_day"]) if d) if (m["first_day"] or g["first_day"]) else None
+        m["last_day"] = max(d for d in (m["last_day"], g["last_day"]) if d) if (m["last_day"] or g["last_day"]) else None
+    return out
 
 
 def issues(db) -> Table:
     r = rows(db, """
-        SELECT i.kind, i.issue, COUNT(*) AS calls, COUNT(DISTINCT c.agent) AS agents
-        FROM all_issues i JOIN calls_f c ON c.src = i.src AND c.id = i.call
-        GROUP BY i.kind, i.issue
-        ORDER BY calls DESC, agents DESC, i.kind, i.issue""")
+        SELECT kind, issue, COUNT(*) AS calls, COUNT(DISTINCT agent) AS agents
+        FROM issues_f GROUP BY kind, issue ORDER BY calls DESC, agents DESC, kind, issue""")
     return Table("issues", ["kind", "issue", "calls", "agents"], r)
 
 
-def calls_by(db, keys: str) -> list[tuple]:
-    """Per `keys` (e.g. 'team' or 'team, agent'): calls and the per-call figures."""
-    return rows(db, f"""
-        SELECT {keys}, COUNT(*) AS calls, AVG(qa_score), AVG(qa_passed), AVG(duration_s), AVG(talk_ratio),
-               SUM(dead_air_s), SUM(CASE WHEN dead_air_s IS NULL THEN 0 ELSE duration_s END),
-               SUM({AGITATED}), COUNT(agitation_s), SUM(agitation_s), SUM(CASE WHEN agitation_s IS NULL THEN 0 ELSE duration_s END),
-               AVG(flow_completion), SUM(alerts), SUM(CASE WHEN alerts IS NULL THEN 0 ELSE 1 END)
-        FROM calls_f GROUP BY {keys} ORDER BY {keys}""")
+def alerts_by_agent(db) -> list[tuple]:
+    """(team, agent, kind, alerts)."""
+    return rows(db, "SELECT team, agent, kind, COUNT(*) FROM alerts_f GROUP BY team, agent, kind")
 
 
-def alerts_by(db, keys: str) -> list[tuple]:
-    """(keys..., kind, alerts) for every group."""
-    cols = ", ".join(f"c.{k.strip()}" for k in keys.split(","))
-    return rows(db, f"""
-        SELECT {cols}, a.kind, COUNT(*) FROM all_alerts a JOIN calls_f c ON c.src = a.src AND c.id = a.call
-        GROUP BY {cols}, a.kind ORDER BY {cols}, a.kind""")
-
-
-def offers_by_offer(db) -> Table:
-    r = rows(db, """
-        SELECT o.offer, COUNT(*) AS opportunities, SUM(o.fitted) AS fitted, SUM(o.made) AS made,
-               1.0 * SUM(o.made) / COUNT(*) AS pitch_rate
-        FROM all_offers o JOIN calls_f c ON c.src = o.src AND c.id = o.call
-        GROUP BY o.offer ORDER BY opportunities DESC, o.offer""")
-    return Table("pitch_rate_by_offer", ["offer", "opportunities", "fitted", "made", "pitch_rate"], r)
-
-
-def offers_by_agent(db) -> Table:
-    r = rows(db, """
-        SELECT c.team, c.agent, o.offer, COUNT(*) AS opportunities, SUM(o.made) AS made,
-               1.0 * SUM(o.made) / COUNT(*) AS pitch_rate
-        FROM all_offers o JOIN calls_f c ON c.src = o.src AND c.id = o.call
-        GROUP BY c.team, c.agent, o.offer ORDER BY c.team, c.agent, o.offer""")
-    return Table("pitch_rate_by_agent", ["team", "agent", "offer", "opportunities", "made", "pitch_rate"], r)
-
-
-def flows(db) -> Table:
-    r = rows(db, """
-        SELECT flow, COUNT(*) AS calls, AVG(flow_completion) AS completion,
-               SUM(CASE WHEN flow_completion >= 0.999 THEN 1 ELSE 0 END) AS complete
-        FROM calls_f WHERE flow IS NOT NULL GROUP BY flow ORDER BY calls DESC, flow""")
-    return Table("flow_completion", ["flow", "calls", "completion", "complete_calls"], r)
+def offers_by_agent(db) -> list[tuple]:
+    """(team, agent, offer, opportunities, fitted, made)."""
+    return rows(db, """
+        SELECT team, agent, offer, COUNT(*), SUM(fitted), SUM(made) FROM offers_f
+        GROUP BY team, agent, offer ORDER BY team, agent, offer""")
 
 
 def missed_steps(db) -> Table:
     r = rows(db, """
-        SELECT s.flow, s.step, SUM(1 - s.done) AS missed, COUNT(*) AS calls,
-               1.0 * SUM(1 - s.done) / COUNT(*) AS missed_share
-        FROM all_steps s JOIN calls_f c ON c.src = s.src AND c.id = s.call
-        GROUP BY s.flow, s.step ORDER BY missed DESC, s.flow, s.step""")
+        SELECT flow, step, SUM(1 - done) AS missed, COUNT(*) AS calls, 1.0 * SUM(1 - done) / COUNT(*) AS missed_share
+        FROM steps_f GROUP BY flow, step ORDER BY missed DESC, flow, step""")
     return Table("missed_steps", ["flow", "step", "missed", "calls", "missed_share"], r)
 
 
-def distribution(db, column: str, buckets: list[tuple], by: str = "team") -> list[tuple]:
-    """(group, bucket number, calls) of a per-call figure."""
-    return rows(db, f"""
-        SELECT {by}, {bucket_case(column, buckets)} AS bucket, COUNT(*)
-        FROM calls_f WHERE {column} IS NOT NULL GROUP BY {by}, bucket ORDER BY {by}, bucket""")
-
-
 def days(db) -> Table:
+    # grouped by an expression of the day, so SQLite sorts one scan instead of walking the day
+    # index row by row (PostgreSQL takes the same query)
     r = rows(db, f"""
-        SELECT day, COUNT(*) AS calls, AVG(qa_score) AS avg_qa, AVG(duration_s) AS avg_handle_s,
-               100.0 * SUM(alerts) / NULLIF(SUM(CASE WHEN alerts IS NULL THEN 0 ELSE 1 END), 0) AS alerts_per_100,
+        SELECT day || '' AS d, COUNT(*) AS calls, AVG(qa_score) AS avg_qa, AVG(duration_s) AS avg_handle_s,
+               100.0 * SUM(alerts) / NULLIF(COUNT(alerts), 0) AS alerts_per_100,
                1.0 * SUM({AGITATED}) / NULLIF(COUNT(agitation_s), 0) AS agitation_share,
                AVG(flow_completion) AS flow_completion
-        FROM calls_f GROUP BY day ORDER BY day""")
+        FROM calls_f GROUP BY d ORDER BY d""")
     return Table("days", ["day", "calls", "avg_qa", "avg_handle_s", "alerts_per_100", "agitation_share",
                           "flow_completion"], r)
 

@@ -11,11 +11,14 @@ daemon/report/queries.py for SQLite-only words):
 - no JSON functions, no date functions, no `strftime`, `julianday`, `ifnull`, `iif`,
   `group_concat`, `printf`, no `INSERT OR ...`; parameters are `?` (DB-API qmark; a
   PostgreSQL driver takes `%s`).
-Child rows point at `calls.id`; `ticket` is kept as JSON text for the call detail only.
+Child rows point at `calls.id` and repeat the call's `day` (and `team`/`agent` where a report
+groups by them), so that every aggregate of a report is one scan of one table with no join per
+row (a million calls have several million child rows); the call detail joins by `call`.
+`ticket` is kept as JSON text for the call detail only.
 """
 from __future__ import annotations
 
-VERSION = 1
+VERSION = 2
 
 TABLES = [
     """CREATE TABLE IF NOT EXISTS calls (
@@ -37,16 +40,16 @@ TABLES = [
         source TEXT, file TEXT, received TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS alerts (
-        call INTEGER NOT NULL REFERENCES calls (id),
+        call INTEGER NOT NULL REFERENCES calls (id), day TEXT, team TEXT, agent TEXT,
         kind TEXT NOT NULL, speaker TEXT, severity TEXT,
         t_start DOUBLE PRECISION, t_end DOUBLE PRECISION
     )""",
     """CREATE TABLE IF NOT EXISTS offers (
-        call INTEGER NOT NULL REFERENCES calls (id),
+        call INTEGER NOT NULL REFERENCES calls (id), day TEXT, team TEXT, agent TEXT,
         offer TEXT NOT NULL, fitted INTEGER NOT NULL, made INTEGER NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS steps (
-        call INTEGER NOT NULL REFERENCES calls (id),
+        call INTEGER NOT NULL REFERENCES calls (id), day TEXT,
         flow TEXT, step TEXT NOT NULL, position INTEGER NOT NULL, done INTEGER NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS score_items (
@@ -57,7 +60,7 @@ TABLES = [
     # what went wrong in a call, one row per (call, issue): alert kinds, missed steps,
     # missing phrases, missed offers, QA items that lost points
     """CREATE TABLE IF NOT EXISTS issues (
-        call INTEGER NOT NULL REFERENCES calls (id),
+        call INTEGER NOT NULL REFERENCES calls (id), day TEXT, agent TEXT,
         kind TEXT NOT NULL, issue TEXT NOT NULL
     )""",
     # the bulk run's ledger (callcue qa): a recording is done or bad; resume skips both
@@ -81,6 +84,10 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS steps_call ON steps (call)",
     "CREATE INDEX IF NOT EXISTS score_items_call ON score_items (call)",
     "CREATE INDEX IF NOT EXISTS issues_call ON issues (call)",
+    "CREATE INDEX IF NOT EXISTS alerts_day ON alerts (day)",
+    "CREATE INDEX IF NOT EXISTS offers_day ON offers (day)",
+    "CREATE INDEX IF NOT EXISTS steps_day ON steps (day)",
+    "CREATE INDEX IF NOT EXISTS issues_day ON issues (day)",
 ]
 
 CALL_COLUMNS = ("id", "call_id", "site", "floor", "box", "line", "agent", "team", "started", "day", "duration_s",

@@ -39,6 +39,8 @@ class Warehouse:
 
     def __init__(self, folder: Path | str, *, synchronous: str = "NORMAL"):
         self.folder = Path(folder)
+        self._in_batch = False
+        self.db = None
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.folder / LOCK_NAME, "a+")
         try:
@@ -61,6 +63,11 @@ class Warehouse:
         except sqlite3.Error as exc:
             self._lock.close()
             raise StoreError(f"{db_path(self.folder)}: {exc}") from None
+        got = self.db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+        if got is None or got[0] != str(VERSION):
+            self.close()
+            raise StoreError(f"{db_path(self.folder)}: schema version {got[0] if got else '?'}, this callcue writes "
+                             f"version {VERSION}; use a new --store folder")
         self._next_id = (self.db.execute("SELECT MAX(id) FROM calls").fetchone()[0] or 0) + 1
         self._in_batch = False
         cols = ", ".join(CALL_COLUMNS)
@@ -109,14 +116,18 @@ class Warehouse:
             if new:
                 self._next_id += 1
                 ex = self.db.executemany
-                ex("INSERT INTO alerts (call, kind, speaker, severity, t_start, t_end) VALUES (?, ?, ?, ?, ?, ?)",
-                   [(cid, *a) for a in rows.alerts])
-                ex("INSERT INTO offers (call, offer, fitted, made) VALUES (?, ?, ?, ?)", [(cid, *o) for o in rows.offers])
-                ex("INSERT INTO steps (call, flow, step, position, done) VALUES (?, ?, ?, ?, ?)",
-                   [(cid, *s) for s in rows.steps])
+                c = rows.call
+                day, team, agent = c.get("day"), c.get("team"), c.get("agent")
+                ex("INSERT INTO alerts (call, day, team, agent, kind, speaker, severity, t_start, t_end) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(cid, day, team, agent, *a) for a in rows.alerts])
+                ex("INSERT INTO offers (call, day, team, agent, offer, fitted, made) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(cid, day, team, agent, *o) for o in rows.offers])
+                ex("INSERT INTO steps (call, day, flow, step, position, done) VALUES (?, ?, ?, ?, ?, ?)",
+                   [(cid, day, *s) for s in rows.steps])
                 ex("INSERT INTO score_items (call, item, title, weight, applies, points) VALUES (?, ?, ?, ?, ?, ?)",
                    [(cid, *i) for i in rows.score_items])
-                ex("INSERT INTO issues (call, kind, issue) VALUES (?, ?, ?)", [(cid, *i) for i in rows.issues])
+                ex("INSERT INTO issues (call, day, agent, kind, issue) VALUES (?, ?, ?, ?, ?)",
+                   [(cid, day, agent, *i) for i in rows.issues])
             if qa_file is not None:
                 self.mark_file(*qa_file, status="done", reason=None, call_id=rows.call["call_id"])
             if own:
