@@ -97,11 +97,14 @@ def _deps():
 
 def write_tokens(ct2: whisper_ct2.Ct2Whisper, path: Path) -> int:
     """sherpa-onnx's Whisper tokens file: one 'BASE64(bytes) ID' line per text token
-    (ids below <|endoftext|>; special tokens are never printed)."""
+    (ids below <|endoftext|>; special tokens are never printed). The multilingual
+    vocabulary has an unused empty token (50256); a line needs two fields, so it is
+    written as a space."""
     eot = ct2.special("<|endoftext|>")
     with open(path, "w", encoding="ascii", newline="\n") as f:
         for i in range(eot):
-            f.write(f"{base64.b64encode(whisper_ct2.token_bytes(ct2.vocabulary[i])).decode('ascii')} {i}\n")
+            raw = whisper_ct2.token_bytes(ct2.vocabulary[i]) or b" "
+            f.write(f"{base64.b64encode(raw).decode('ascii')} {i}\n")
     return eot
 
 
