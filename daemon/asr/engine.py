@@ -298,7 +298,8 @@ class AsrEngine:
                 "dropped_s": round(self.dropped_s, 1), "decode_calls": self.decode_calls,
                 "mean_batch": round(self.decoded_streams / self.decode_calls, 2) if self.decode_calls else None,
                 "errors": self.errors, "busy_decodes": self.busy_decodes,
-                "repeats_trimmed": self.repeats_trimmed, "cap_retries": self.cap_retries}
+                "repeats_trimmed": self.repeats_trimmed, "cap_retries": self.cap_retries,
+                "record_decodes": getattr(self, "record_decodes", 0)}
 
     # ---- backend specifics ----
     def _open(self, line, speaker, call_id, sample_rate) -> Channel:

@@ -174,7 +174,9 @@ def bench_asr(calls: list[Path], seconds: float, steps: list[int], threads: int,
     # the table is the output: the daemons under test log only warnings and errors
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    print(f"callcue bench asr: model {asr_cfg.model}, {threads} thread(s), Whisper tail padding "
+    record = (f"record pass on ({asr_cfg.record_model or asr_cfg.model})" if asr_cfg.record
+              else "record pass off")
+    print(f"callcue bench asr: model {asr_cfg.model}, {record}, {threads} thread(s), Whisper tail padding "
           f"{asr_cfg.whisper_tail_s:g} s ({asr_cfg.whisper_busy_tail_s:g} s while utterances wait: 'loaded' "
           f"counts those decodes); {len(calls)} call recording(s) "
           f"looped in real time through the whole daemon (capture, detectors, ASR, MQTT)")
