@@ -3,8 +3,9 @@ summaries (default 1,000,000): the time it takes and its peak memory.
 
 The summaries are made by `fake_summary` in the contract's shape (what a box's
 line/{line}/summary carries, with the `call` block) and stored through the same
-records.py/store.py code as `callcue collect`, so the store is what a center would have.
-The store is generated once per (N, seed) and reused from its folder.
+records.py/store.py code as `callcue collect`; past the first 20,000 the calls are copies of
+those made inside SQLite (see `generate`). The store is generated once per (N, seed) and
+reused from its folder.
 """
 from __future__ import annotations
 
@@ -102,25 +103,54 @@ def _chunk(args) -> list:
 
 
 def generate(store: Path, n: int, seed: int = 1, agents: int = 1000, teams: int = 40, floors: int = 4,
-             days: int = 30, batch: int = 5000, procs: int | None = None) -> float:
-    """N generated calls into the store: summaries made and turned into rows on every core but
-    one writer (this process) storing them, as the collector would."""
+             days: int = 30, batch: int = 5000, procs: int | None = None, base: int = 20000) -> float:
+    """N calls into the store: the first `base` generated (summaries made and turned into rows
+    on every core, one writer storing them, as the collector would), the rest copies of them
+    made inside SQLite (new ids and call ids; same figures), because a million calls through
+    Python take an hour on this machine and the report's work depends on the rows, not on how
+    they were made."""
     import multiprocessing as mp
     import os
     t0 = time.perf_counter()
+    base = min(base, n)
     with Warehouse(store) as wh:
         have = wh.count()
-        jobs = [(seed, i, min(i + batch, n), agents, teams, floors, days) for i in range(have - have % batch, n, batch)]
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(procs or os.cpu_count() or 1) as pool:
-            done = have
-            for chunk in pool.imap(_chunk, jobs):
-                with wh.batch():
-                    for rows in chunk:
-                        wh.ingest(rows)
-                done += len(chunk)
-                if done % 100000 < batch or done == n:
+        if have < base:
+            jobs = [(seed, i, min(i + batch, base), agents, teams, floors, days)
+                    for i in range(have - have % batch, base, batch)]
+            with mp.get_context("spawn").Pool(procs or os.cpu_count() or 1) as pool:
+                done = have
+                for chunk in pool.imap(_chunk, jobs):
+                    with wh.batch():
+                        for rows in chunk:
+                            wh.ingest(rows)
+                    done += len(chunk)
                     print(f"  generated {done:,} calls ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+        db = wh.db
+        from ..warehouse.schema import CALL_COLUMNS
+        cols = ", ".join(CALL_COLUMNS)
+        picked = ", ".join({"id": "id + ?", "call_id": "call_id || ?"}.get(c, c) for c in CALL_COLUMNS)
+        children = {
+            "alerts": "call, day, team, agent, kind, speaker, severity, t_start, t_end",
+            "offers": "call, day, team, agent, offer, fitted, made",
+            "steps": "call, day, flow, step, position, done",
+            "score_items": "call, item, title, weight, applies, points",
+            "issues": "call, day, agent, kind, issue",
+        }
+        k = (wh.count() - 1) // base + 1 if wh.count() > base else 1
+        while k * base < n:
+            off, upto = k * base, min(base, n - k * base)
+            db.execute("BEGIN")
+            db.execute(f"INSERT INTO calls ({cols}) SELECT {picked} FROM calls WHERE id <= ?", (off, f"~{k}", upto))
+            for table, c in children.items():
+                rest = c.split(", ", 1)[1]
+                db.execute(f"INSERT INTO {table} ({c}) SELECT call + ?, {rest} FROM {table} WHERE call <= ?", (off, upto))
+            db.execute("COMMIT")
+            k += 1
+            if (k * base) % 100000 < base:
+                print(f"  copied up to {min(k * base, n):,} calls ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
+                      flush=True)
+        wh._next_id = n + 1
     return time.perf_counter() - t0
 
 
