@@ -85,8 +85,8 @@ class Replayer:
         summary = next((m.payload for m in msgs if m.output == "summary"), None)
         said = [m.payload for m in msgs if m.output == "transcript" and m.payload.get("final")]
         ms = got.get("aftercall_ms") or []
-        return AudioRun(name, rate, summary, got["audio_s"], time.perf_counter() - t0, said,
-                        aftercall_ms=max(ms) if ms else None)
+        return AudioRun(name, rate, summary, got["audio_s"], time.perf_counter() - t0,
+                        aftercall_ms=max(ms) if ms else None, transcript=said)
 
 
 def tally(content, path: Path, script, summary: dict[str, Any] | None, score: Score, note_prefix: str = "") -> None:
