@@ -37,10 +37,12 @@ from .store.calls import CallStore, StoreError, UnknownAlertError
 log = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 5.0
-CONTROL_QUEUE = 256
+CONTROL_QUEUE = 2048   # a line's commands waiting for its worker (a burst of a few thousand fits)
 # a command that finds its line's control queue full waits this long (paho's network
 # thread waits, so the broker holds the rest of a burst) before it is dropped and counted
 COMMAND_WAIT_S = 5.0
+CONTROL_SLICE = 50          # commands applied between two blocks of a line's audio
+TRIM_EVERY_S = 30.0         # freed heap memory handed back to the system (a burst must not leave RSS at its peak)
 TOUCH_EVERY_S = 5.0         # an open call's record notes it is still running (its duration after a crash)
 LATENCY_WINDOW_S = 300.0    # health final_latency_s: the finals of the last 5 minutes
 # A line's results come at most once per decoded 100 ms chunk per speaker (partials of a
@@ -155,14 +157,14 @@ class LineWorker:
                     self._result(res)
                 except Exception:
                     log.exception("line %s: failed to handle speech result %r", self.line.id, res)
-            self._drain_control()
+            self._drain_control(CONTROL_SLICE)
             if self.analyzer.call is not None and time.monotonic() - self._touched >= TOUCH_EVERY_S:
                 self._touched = time.monotonic()
                 call_id = self.analyzer.call.call_id
                 self.app.store_op(lambda s: s.touch([call_id], contract.now_iso()))
             if drained:
                 self.app.emit(self.analyzer.flush())
-            block = self.queue.get(timeout=0.1)
+            block = self.queue.get(timeout=0.0 if not self.control.empty() else 0.1)   # a burst's rest goes on at once
             if block is None:
                 if self._eof:
                     self._eof = False
@@ -184,12 +186,18 @@ class LineWorker:
         self._drain_control()    # commands taken before the stop (Daemon.stop) are applied
         self.app.emit(self.analyzer.end_call(reason="daemon stopping").messages)
 
-    def _drain_control(self) -> None:
-        while True:
+    def _drain_control(self, most: int | None = None) -> None:
+        """Apply queued commands, in order: at most `most` of them (a burst is taken a
+        slice per block of audio, so the line's audio keeps flowing and the worker's
+        heartbeat stays fresh)."""
+        n = 0
+        while most is None or n < most:
             try:
                 item = self.control.get_nowait()
             except queue.Empty:
                 return
+            n += 1
+            self.heartbeat = time.monotonic()
             try:
                 self._control(item)
             except Exception:
@@ -624,7 +632,11 @@ class Daemon:
 
     def _health_main(self) -> None:
         every = min(HEALTH_EVERY_S, (sdnotify.watchdog_interval() or 2 * HEALTH_EVERY_S) / 2)
+        trimmed = time.monotonic()
         while not self.stopping.wait(every):
+            if time.monotonic() - trimmed >= TRIM_EVERY_S:
+                trimmed = time.monotonic()
+                memory.trim()
             try:
                 self.bus.publish(contract.box_health(self.cfg.box, self.health()))
             except Exception:

@@ -172,6 +172,7 @@ class CallsConfig(Strict):
     auto: bool = Field(True, description="start/end calls from audio activity when no call_start/call_end command comes")
     idle_end_s: float = Field(30.0, gt=1, le=3600, description="auto mode: a call ends after this much silence")
     start_speech_s: float = Field(0.5, gt=0, le=30, description="auto mode: speech needed to start a call, seconds")
+    min_call_s: float = Field(1.0, ge=0, le=60, description="a call is analysed in full once it has lasted this long: speech recognition starts then (the speech heard until then goes in first), and only such a call gets a summary; a shorter one (a burst of call_start commands) is recorded with its alerts only; 0: every call from its first sample")
 
 
 class QueueConfig(Strict):
@@ -218,9 +219,9 @@ class AsrConfig(Strict):
     post_roll_s: float = Field(1.0, ge=0, le=5, description="audio after speech ends sent along (endpointing needs it)")
     max_batch: int = Field(32, ge=1, le=512, description="streams decoded in one batched call")
     queue_chunks: int = Field(2000, ge=10, le=100000, description="bound of the audio queue into the engine")
-    min_call_s: float = Field(1.0, ge=0, le=60, description="a call is handed to speech recognition once it has lasted this long (the speech heard until then goes in first); a shorter one, e.g. of a burst of call_start commands, is never transcribed; 0: from its first sample")
-    max_channels: int = Field(48, ge=2, le=4096, description="most call channels (line x speaker) the recogniser holds at once on the box, open or still decoding their last utterances; beyond it a new call's speaker is not transcribed (logged, counted in health asr.refused_channels)")
-    max_channels_per_line: int = Field(4, ge=2, le=64, description="the same cap per line (4: the call in progress and the one before it finishing)")
+    max_channels: int = Field(48, ge=2, le=4096, description="most call channels (line x speaker) open in the recogniser at once on the box, each with its own VAD or stream; beyond it a new call's speaker is not transcribed (logged, counted in health asr.refused_channels)")
+    max_channels_per_line: int = Field(2, ge=2, le=64, description="the same cap per line (2: the agent and the customer of the call in progress)")
+    max_pending_utterances: int = Field(64, ge=4, le=10000, description="offline: utterances cut and waiting for a decoder across the box; when the decoders fall further behind the oldest waiting one is dropped (logged, counted in health asr.dropped_utterances)")
     sensitive_words: Path | None = Field(None, description="word list for sensitive_word alerts (see README)")
     models_dir: Path | None = Field(None, description="where models are installed (default: CALLCUE_MODELS_DIR or models/installed)")
 

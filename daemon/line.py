@@ -53,7 +53,7 @@ class Call:
     assist: Any = None            # AssistSession, when the assist engine runs
     ended_at: float | None = None # line audio time the call ended
     # speech recognition: a call is handed to the recogniser once it has lasted
-    # asr.min_call_s (a burst of call_starts opens no channel); until then the gated audio
+    # calls.min_call_s (a burst of call_starts opens no channel); until then the gated audio
     # waits here, and goes in first when the channels open
     asr_opened: tuple[str, ...] | None = None     # speakers with a channel; None: not yet opened
     asr_backlog: list[tuple[str, Any]] = field(default_factory=list)
@@ -152,7 +152,7 @@ class LineAnalyzer:
         if self.asr is not None:
             for who in ("agent", "customer"):
                 self.call.gates[who] = self.asr.speech_gate(self.cfg.sample_rate)
-            if self.asr.cfg.min_call_s <= 0:
+            if self.calls.min_call_s <= 0:
                 self._open_asr(self.call)
         self.transcripts.call_started(self.call.call_id)
         if self.status != "down":
@@ -272,11 +272,14 @@ class LineAnalyzer:
         if self.asr is not None:
             for who in call.asr_opened or ():
                 self.asr.close(self.cfg.id, who)
-            if call.asr_opened is None and call.gates:
-                log.debug("line %s: call %s ended before asr.min_call_s; not transcribed", self.cfg.id, call.call_id)
             call.asr_backlog.clear()
         self.call = None
         call.ended_at = self.t
+        short = self.t - call.t0 < self.calls.min_call_s
+        if short and call.assist is not None:
+            # a call of a burst (see calls.min_call_s): recorded, with its alerts, but it gets
+            # no summary or after-call work, and nothing of it was sent to the recogniser
+            call.assist = None
         out += self._finish_closing()
         self._closing = call
         self._idle = self.det.session()
@@ -284,7 +287,8 @@ class LineAnalyzer:
         self._activity.clear()
         if self.status != "down":
             out += self._set_status("idle")
-        log.info("line %s: call %s ended (%s), %d alert(s)", self.cfg.id, call.call_id, reason, call.alerts)
+        log.info("line %s: call %s ended (%s), %d alert(s)%s", self.cfg.id, call.call_id, reason, call.alerts,
+                 f"; shorter than calls.min_call_s ({self.calls.min_call_s:g} s): no summary" if short else "")
         if self.on_call_end:
             self.on_call_end(call, reason, max(0.0, self.t - call.t0))
         return Ended(call, out)
@@ -376,7 +380,7 @@ class LineAnalyzer:
                         call.asr_backlog.append((who, chunk))
                     elif who in call.asr_opened:
                         self.asr.feed(self.cfg.id, who, chunk)
-            if call.asr_opened is None and t + block.duration >= self.asr.cfg.min_call_s - 1e-9:
+            if call.asr_opened is None and t + block.duration >= self.calls.min_call_s - 1e-9:
                 self._open_asr(call)
         return alerts
 

@@ -89,6 +89,9 @@ class AsrEngine:
         # (a queued open counts, so a call is never reported done before it began), and
         # each (line, speaker)'s sample rate for counting dropped audio
         self._live: set[tuple[str, str, str]] = set()
+        # the channels open now (taking audio: a VAD or stream each), by (line, speaker):
+        # what the caps count; a closed channel finishing its last utterances holds none
+        self._opened: dict[tuple[str, str], str] = {}
         self._rates: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -104,6 +107,7 @@ class AsrEngine:
         self.repeats_trimmed = 0       # offline Whisper: finals that said their own words again (repeats.py)
         self.cap_retries = 0           # offline Whisper: utterances decoded again past sherpa-onnx's token cap
         self.errors = 0
+        self.dropped_utterances = 0    # offline: cut but never decoded, the engine that far behind (asr.max_pending_utterances)
         # channels refused by the caps (asr.max_channels, asr.max_channels_per_line), by line
         self.refused: dict[str, int] = {}
         self._refusal_log = memory.LogLimiter(log, every_s=5.0)
@@ -117,12 +121,12 @@ class AsrEngine:
 
     def open(self, line: str, speaker: str, call_id: str, sample_rate: int) -> bool:
         """Queue a new channel. False (logged, counted in `refused`) when the line or the box
-        already holds its cap of channels, open or still decoding their last utterances
-        (asr.max_channels_per_line, asr.max_channels): that speaker of the call is then
-        not transcribed, and nothing of it is allocated."""
+        already has its cap of open channels (asr.max_channels_per_line, asr.max_channels):
+        that speaker of the call is then not transcribed, and nothing of it is allocated."""
         with self._lock:
-            on_line = sum(1 for k in self._live if k[0] == line)
-            total = len(self._live)
+            self._opened.pop((line, speaker), None)     # a channel left open is replaced (_apply_open)
+            on_line = sum(1 for k in self._opened if k[0] == line)
+            total = len(self._opened)
             if on_line >= self.cfg.max_channels_per_line or total >= self.cfg.max_channels:
                 self.refused[line] = self.refused.get(line, 0) + 1
                 why = (f"line {line} already holds {on_line} (asr.max_channels_per_line)"
@@ -131,6 +135,7 @@ class AsrEngine:
                 refused = True
             else:
                 self._ops.append(("open", line, speaker, call_id, sample_rate))
+                self._opened[(line, speaker)] = call_id
                 self._live.add((line, speaker, call_id))
                 self._rates[(line, speaker)] = sample_rate
                 refused = False
@@ -143,6 +148,7 @@ class AsrEngine:
 
     def close(self, line: str, speaker: str) -> None:
         with self._lock:
+            self._opened.pop((line, speaker), None)
             self._ops.append(("close", line, speaker))
         self._wake.set()
 
@@ -206,6 +212,7 @@ class AsrEngine:
         with self._lock:
             self._ops.clear()
             self._live.clear()
+            self._opened.clear()
 
     def _main(self) -> None:
         while not self._stop.is_set():
@@ -291,7 +298,8 @@ class AsrEngine:
         self._current[(line, speaker)] = key
 
     def stats(self) -> dict:
-        return {"channels": len(self.channels), "refused_channels": sum(self.refused.values()),
+        return {"channels": len(self.channels), "open_channels": len(self._opened),
+                "refused_channels": sum(self.refused.values()), "dropped_utterances": self.dropped_utterances,
                 "queue_chunks": self._audio_queued,
                 "pending_utterances": self._pending_utterances(),
                 "rtf": round(self.busy_s / self.audio_s, 4) if self.audio_s else None,

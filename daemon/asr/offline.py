@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import memory
 from ..config import AsrConfig
 from .engine import AsrEngine, AsrError, Channel, f32
 from .repeats import drop_loops
@@ -103,6 +104,7 @@ class OfflineEngine(AsrEngine):
         self._sherpa = sherpa_onnx
         self.vad_model = vad_model
         self._free_vads: list = []     # reset VADs of closed channels, reused by the next opens
+        self._drop_log = memory.LogLimiter(log, every_s=10.0)
         self.rec = self._loaded(self._recogniser)
         # the record pass: each speaker's turn decoded whole, with the accurate padding, by the
         # live model or asr.record_model (e.g. Whisper base)
@@ -194,6 +196,34 @@ class OfflineEngine(AsrEngine):
             self._cuts += 1
             ch.pending.append(Utterance(samples, ch.timeline.to_call(first / 16000), self._cuts, time.monotonic()))
             ch.vad.pop()
+            self._bound_pending()
+
+    def _bound_pending(self) -> None:
+        """At most asr.max_pending_utterances wait for a decode across the box: when the
+        decoders fall that far behind, the oldest waiting one is dropped (counted in
+        health asr.dropped_utterances, logged), so memory and latency stay bounded."""
+        waiting = sum(len(c.pending) for c in self.channels.values()) - len(self._inflight)
+        if waiting <= self.cfg.max_pending_utterances:
+            return
+        decoding = {id(c) for c in self._inflight.values()}
+        while waiting > self.cfg.max_pending_utterances:
+            # a channel decoding its head keeps it; the oldest of the rest goes
+            cands = [(c.pending[1 if id(c) in decoding else 0].order, c) for c in self.channels.values()
+                     if len(c.pending) > (1 if id(c) in decoding else 0)]
+            if not cands:
+                return
+            _, ch = min(cands, key=lambda x: x[0])
+            k = 1 if id(ch) in decoding else 0
+            utt = ch.pending[k]
+            del ch.pending[k]            # by position: utterances hold arrays, == would not do
+            if not utt.record:
+                ch.utterance += 1      # the dropped one keeps its number: later finals stay in order
+            waiting -= 1
+            self.dropped_utterances += 1
+            self._drop_log.error("speech recognition is behind: %d utterances wait for a decoder "
+                                 "(asr.max_pending_utterances %d); dropped one of %.1f s of line %s %s, call %s "
+                                 "(%d dropped so far)", waiting + 1, self.cfg.max_pending_utterances,
+                                 len(utt.samples) / 16000, ch.line, ch.speaker, ch.call_id, self.dropped_utterances)
 
     def _turn(self, ch: OfflineChannel, first: int, end: int) -> None:
         """The record pass's turns: an utterance after a pause longer than record_gap_s (call

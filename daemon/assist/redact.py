@@ -159,6 +159,31 @@ _NOT_PERSONAL = re.compile(
     r"|(?<![0-9.])[0-9]+\.[0-9]{1,2}(?![0-9.])",
     re.I)
 
+# what makes an amount or a date an amount or a date whatever surrounds it
+_MARKED = re.compile(r"[$¥￥€£%％元块年月日]|percent|dollar|buck|yuan|rmb|usd|euro|pound|cent", re.I)
+_GAP_THEN_UNIT = re.compile(rf"{_GAP_SRC}(?:{_unit_src(False)})", re.I)
+_UNIT_THEN_GAP = re.compile(rf"(?:{_unit_src(False)}){_GAP_SRC}\Z", re.I)
+_AMOUNT_MAX_DIGITS = 9     # a bare grouped number this long is a number read out, not an amount
+
+
+def _blocks(text: str) -> list[tuple[int, int]]:
+    """Spans of amounts and dates, whose digits are never part of a run. A bare one (no
+    currency, unit or date mark: "4,111", "41.11", "4111/11/11") that another digit group
+    follows or precedes across a run's separators, or that holds more digits than any
+    amount said on a call, is a number read out in groups (Whisper writes a card's first
+    group as "4,111, 1111, ..."): it stays in the run."""
+    out = []
+    for m in _NOT_PERSONAL.finditer(text):
+        s, e = m.span()
+        if not _MARKED.search(m.group()):
+            digits = sum(c.isdigit() for c in m.group())
+            if digits > _AMOUNT_MAX_DIGITS or _GAP_THEN_UNIT.match(text, e) \
+                    or _UNIT_THEN_GAP.search(text, max(0, s - 24), s):
+                continue
+        out.append((s, e))
+    return out
+
+
 _CUES = {
     # id before bank_card so "ID card" is an ID cue
     "id_number": r"id card|id number|identity|passport|social security|ssn|id|i\.d\.|身份证|证件",
@@ -271,7 +296,7 @@ class Redactor:
             if r1 - r0 < _MIN_RUN:   # each digit takes at least one character
                 continue
             if blocked is None:
-                blocked = [m.span() for m in _NOT_PERSONAL.finditer(text)] if _MAY_BLOCK.search(text) else []
+                blocked = _blocks(text) if _MAY_BLOCK.search(text) else []
             b, nb = 0, len(blocked)
             # inside rm every gap is a separator; only amounts, dates and X split it
             for m in _UNIT.finditer(text, r0, r1):

@@ -130,6 +130,9 @@ class EmbeddedBroker:
                f"password_file {(self.acl_dir / 'passwd').resolve()}",
                f"acl_file {(self.acl_dir / 'acl').resolve()}"]),
             "persistence true",
+            # what it keeps for a client away or behind (the box's commands while it restarts):
+            # mosquitto's default of 1000 would drop a burst's tail without telling anyone
+            "max_queued_messages 10000",
             "set_tcp_nodelay true",  # alerts are small; do not hold them for Nagle
             f"persistence_location {self.data_dir.resolve()}/",
             "persistence_file mosquitto.db",

@@ -9,6 +9,7 @@ file itself stays consistent.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -60,6 +61,10 @@ class Outbox:
         try:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                # it holds transcripts and alerts: owner only (SQLite gives its -wal and -shm
+                # files the database file's mode)
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+                os.chmod(self.path, 0o600)
             self._db = sqlite3.connect(where, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

@@ -54,10 +54,35 @@ def open_wav(path: Path, rate: int) -> wave.Wave_read:
                               + _sox_hint(path, f"-r {rate}"))
         if w.getnframes() == 0:
             raise SourceError(f"{path}: has no audio (0 frames)")
+        short = _missing_bytes(path)
+        if short:
+            rate_bytes = w.getframerate() * w.getnchannels() * w.getsampwidth()
+            promised = w.getnframes() * w.getnchannels() * w.getsampwidth()
+            raise SourceError(f"{path}: truncated: its header promises {promised / rate_bytes:.1f} s of audio but the "
+                              f"file holds {(promised - short) / rate_bytes:.1f} s (an interrupted copy or recording?)")
     except SourceError:
         w.close()
         raise
     return w
+
+
+def _missing_bytes(path: Path) -> int:
+    """How many bytes of the data chunk its header promises beyond the end of the file
+    (0 for a whole file). The wave module reads a truncated file to its end without a
+    word, so a line would replay less than the file says, and be reported up."""
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(12)                          # RIFF, size, WAVE
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                return 0
+            cid, n = struct.unpack("<4sI", head)
+            if cid == b"data":
+                return max(0, fh.tell() + n - size)
+            fh.seek(n + (n & 1), 1)          # chunks are word-aligned
 
 
 def _channels_text(n: int) -> str:

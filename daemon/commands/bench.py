@@ -72,6 +72,16 @@ def add_parser(sub) -> None:
     pt.add_argument("--seed", type=int, default=7)
     pt.set_defaults(func=_tui)
 
+    pk = bsub.add_parser("soak", help="the live daemon for a long while: RSS every minute, flat and no frame dropped")
+    pk.add_argument("--minutes", type=float, default=30.0, help="length of the run (default 30)")
+    pk.add_argument("--lines", type=int, default=8, help="replayed lines with speech recognition (default 8)")
+    pk.add_argument("--window", type=float, default=20.0, help="RSS must be flat over the last this many minutes (default 20)")
+    pk.add_argument("--flat", type=float, default=0.10, help="largest spread of RSS in the window, as a fraction (default 0.10)")
+    pk.add_argument("--call-s", type=float, default=120.0, help="each line's calls last this long (default 120)")
+    pk.add_argument("--every-s", type=float, default=60.0, help="RSS sampling interval (default 60)")
+    pk.add_argument("--keep", type=Path, help="folder for the run's files (default: a new temporary folder)")
+    pk.set_defaults(func=_soak)
+
 
 # each benchmark's module is imported only when it runs (they pull in numba, sherpa-onnx, textual ...)
 
@@ -116,3 +126,8 @@ def _qa(a) -> int:
 def _report(a) -> int:
     from ..bench.report import main
     return main(a.n, a.store_dir, a.out, a.seed, a.lang)
+
+
+def _soak(a) -> int:
+    from ..bench.soak import main
+    return main(a.minutes, a.lines, a.window, a.call_s, a.flat, a.every_s, a.keep)

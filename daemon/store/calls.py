@@ -79,6 +79,7 @@ RESERVED_KINDS = ("ack", "flag", "ticket_update")
 # a "summary" event (line/{line}/summary) also puts these on the call's record: the
 # call's after-call results are read with the record, without its events
 AFTERCALL_KEYS = ("summary", "ticket", "scorecard", "call_type")
+KEEP_RECENT_S = 600.0   # ended calls younger than this stay in calls.json whatever hot_limit says
 CALLS_TABLE = "calls"
 EVENTS_TABLE = "events"
 
@@ -873,7 +874,12 @@ class CallStore:
         if len(ended) <= self.hot_limit + batch:
             return
         ended.sort(key=lambda d: sort_key(d["started"]))
-        move = ended[: len(ended) - self.hot_limit]
+        # a call that ended minutes ago still gets its late finals and summary (add_event
+        # takes only calls in calls.json): a burst of short calls must not push it out
+        now = time.time()
+        move = [d for d in ended[: len(ended) - self.hot_limit] if now - sort_key(d["ended"]) >= KEEP_RECENT_S]
+        if not move:
+            return
         by_day: dict[str, list[Document]] = {}
         for d in move:
             by_day.setdefault(day_of(d["started"]), []).append(d)
