@@ -46,7 +46,7 @@ def _fresh(p: Path) -> Path:
 
 
 def _line(name: str, r: QaResult) -> str:
-    calls = r.done - len(r.bad)
+    calls = r.new_calls
     return (f"{name:<28} {calls:>3} calls {r.audio_s / 3600:5.2f} h audio  wall {r.wall_s:6.1f} s  "
             f"{calls / (r.wall_s / 60):5.2f} calls/min  {r.audio_s / r.wall_s:5.1f} audio h/h")
 
@@ -82,14 +82,7 @@ def main(corpus: Path, calls: int, workdir: Path, subset: int, phases: str, inte
     if "full" in phases:
         r = run_qa(_opts([corpus], _fresh(workdir / "full"), 2, corpus))
         say(_line("all calls, 2 workers x 1", r))
-        by_pid: dict[int, list[int]] = {}
-        for s in r.samples:
-            if s["ok"]:
-                by_pid.setdefault(s["pid"], []).append(s["rss_kb"])
-        for pid, rss in sorted(by_pid.items()):
-            k = max(1, min(3, len(rss) // 3))
-            say(f"  worker {pid}: {len(rss)} calls, RSS first {k} {mean(rss[:k]) / 1024:.0f} MB, last {k} "
-                       f"{mean(rss[-k:]) / 1024:.0f} MB, max {max(rss) / 1024:.0f} MB")
+        _rss(r, say)
         prss = r.parent_rss_kb
         if prss:
             say(f"  writer (parent): RSS {prss[0] / 1024:.0f} -> {prss[-1] / 1024:.0f} MB")
@@ -99,6 +92,7 @@ def main(corpus: Path, calls: int, workdir: Path, subset: int, phases: str, inte
         for w in (1, 2):
             r = run_qa(_opts(pick, _fresh(workdir / f"sub{w}"), w, corpus))
             res[w] = r
+            _rss(r, say)
             say(_line(f"first {subset} calls, {w} worker{'s' if w > 1 else ''} x 1", r))
         say(f"  speedup 2 workers over 1: {res[1].wall_s / res[2].wall_s:.2f}x (target >= 1.7x); "
                    f"without model loads (first result to last): "
@@ -135,3 +129,15 @@ def main(corpus: Path, calls: int, workdir: Path, subset: int, phases: str, inte
 def _first_elapsed(r: QaResult) -> float:
     """The first finished call's own processing time (so 'first result to last' counts its work)."""
     return r.samples[0]["elapsed_s"] if r.samples else 0.0
+
+
+def _rss(r: QaResult, say) -> None:
+    """Each worker's RSS after its 1st call, a quarter, half, three quarters of its calls, and the last."""
+    by_pid: dict[int, list[int]] = {}
+    for smp in r.samples:
+        if smp["ok"]:
+            by_pid.setdefault(smp["pid"], []).append(smp["rss_kb"])
+    for pid, rss in sorted(by_pid.items()):
+        at = sorted({0, len(rss) // 4, len(rss) // 2, 3 * len(rss) // 4, len(rss) - 1})
+        say(f"  worker {pid}: {len(rss)} calls, RSS after call " +
+            ", ".join(f"{i + 1}: {rss[i] / 1024:.0f}" for i in at) + " MB")
