@@ -165,11 +165,15 @@ def test_a_call_cut_by_kill_9_is_stored_interrupted_with_the_time_it_ran(tmp_pat
     col.close()
     began = time.monotonic()
     data = tmp_path / "data" / "calls"
-    # the record notes every few seconds that the call still runs; wait for two such notes
-    wait_until(lambda: (json.loads((data / "calls.json").read_text())["calls"] or {}) and
-               any(r.get("last_seen") and r["last_seen"] > r["started"]
-                   for r in json.loads((data / "calls.json").read_text())["calls"].values()), 30, "a touched call")
-    time.sleep(0.1)
+    # every few seconds the store notes that the call still runs (seen.json); wait for a note
+
+    def touched() -> bool:
+        try:
+            return "cut-1" in json.loads((data / "seen.json").read_text())["seen"]
+        except (FileNotFoundError, ValueError):
+            return False
+
+    wait_until(touched, 30, "a note that call cut-1 still runs")
     wait_until(lambda: time.monotonic() - began > 11, 15, "the call running for 11 s")
     box.stop(signal.SIGKILL)
     ran = time.monotonic() - began

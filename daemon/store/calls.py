@@ -8,6 +8,8 @@ Files under `data_dir` (all JSON, all written atomically, see atomic.py):
     archive/YYYY-MM-DD.json             table "calls": older ended calls, by start day
     events/YYYY-MM-DD/<call_id>.<n>.json  table "events": a call's events, segment n
                                         holds at most `segment_events` of them
+    seen.json                           each open call's last sign of life (`touch`), so a
+                                        call a crash cut short keeps the time it ran
 
 Why this shape: TinyDB rewrites a whole file on every write. One file for all
 events would grow all day and be rewritten every few hundred milliseconds on a busy
@@ -64,8 +66,8 @@ from tinydb import TinyDB
 from tinydb.table import Document
 
 from ..contract import now_iso
-from .atomic import (AtomicJSONStorage, CorruptStoreError, StoreError, WriteBehind, dumps, ensure_dir,
-                     read_json_file)
+from .atomic import (AtomicJSONStorage, CorruptStoreError, StoreError, WriteBehind, atomic_write_bytes, dumps,
+                     ensure_dir, read_json_file)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ RESERVED_KINDS = ("ack", "flag", "ticket_update")
 # a "summary" event (line/{line}/summary) also puts these on the call's record: the
 # call's after-call results are read with the record, without its events
 AFTERCALL_KEYS = ("summary", "ticket", "scorecard", "call_type")
+SEEN_FILE = "seen.json"   # open calls' last sign of life (touch), for the duration of one a crash cut short
 KEEP_RECENT_S = 600.0   # ended calls younger than this stay in calls.json whatever hot_limit says
 CALLS_TABLE = "calls"
 EVENTS_TABLE = "events"
@@ -268,6 +271,9 @@ class CallStore:
             self._logs: OrderedDict[str, _EventLog] = OrderedDict()
             self._archives: OrderedDict[str, tuple[TinyDB, dict[str, int]]] = OrderedDict()
             self._dirty = False
+            # open calls' last sign of life (touch): seen.json, {"seen": {call_id: {"t": iso}}}
+            self._seen: dict[str, str] = self._read_seen()
+            self._seen_dirty = False
             for d in self._calls.all():
                 if d.get("ended") is None:
                     self._index_alerts(self._log(d["call_id"], day_of(d["started"])))
@@ -660,6 +666,8 @@ class CallStore:
         evlog.ended = True
         self._update(where, {"ended": ended, "duration_s": duration_s, "status": status,
                              "counts": dict(evlog.counts)})
+        if self._seen.pop(call_id, None) is not None:
+            self._seen_dirty = True
 
     def _w_event(self, call_id: str, event: dict) -> None:
         rec, where = self._find(call_id)
@@ -699,11 +707,14 @@ class CallStore:
         return copy.deepcopy(fix)
 
     def _w_touch(self, call_ids: list[str], seen: str) -> None:
+        # kept in seen.json, a small file of its own: rewriting calls.json (hundreds of
+        # records) every few seconds per open call would cost more than the rest of the store
         for cid in call_ids:
             doc_id = self._doc_of.get(cid)
             rec = self._calls.get(doc_id=doc_id) if doc_id is not None else None
             if rec is not None and rec.get("ended") is None:
-                self._calls.update({"last_seen": seen}, doc_ids=[doc_id])
+                self._seen[cid] = seen
+                self._seen_dirty = True
 
     def _w_purge(self, day: str) -> dict[str, int]:
         """Retention: everything of ended calls that started before `day` goes."""
@@ -809,6 +820,9 @@ class CallStore:
 
     def _w_open_calls(self) -> list[dict]:
         rows = [dict(d) for d in self._calls.all() if d.get("ended") is None]
+        for r in rows:
+            if r["call_id"] in self._seen:
+                r["last_seen"] = self._seen[r["call_id"]]
         return copy.deepcopy(sorted(rows, key=lambda r: sort_key(r["started"])))
 
     def _w_locate(self, call_id: str) -> str | None:
@@ -829,6 +843,11 @@ class CallStore:
                 written += 1
         if self._calls_db.storage.dirty:
             self._calls_db.storage.flush()
+            written += 1
+        if self._seen_dirty:
+            atomic_write_bytes(self.data_dir / SEEN_FILE,
+                               dumps({"seen": {cid: {"t": t} for cid, t in self._seen.items()}}))
+            self._seen_dirty = False
             written += 1
         for evlog in self._logs.values():
             for db in evlog.dbs:
@@ -898,6 +917,14 @@ class CallStore:
                 self._hot.pop(d["call_id"], None)
                 self._doc_of.pop(d["call_id"], None)
                 self._archived[d["call_id"]] = day_of(d["started"])
+
+    def _read_seen(self) -> dict[str, str]:
+        try:
+            data = read_json_file(self.data_dir / SEEN_FILE) or {}
+        except CorruptStoreError as exc:
+            log.error("%s; the durations of calls a crash cut short fall back to 0", exc)
+            return {}
+        return {cid: d["t"] for cid, d in data.get("seen", {}).items() if isinstance(d.get("t"), str)}
 
     def _scan_archives(self) -> dict[str, str]:
         """Ids of the archived calls -> day (read once at open; archiving keeps it up to date)."""
