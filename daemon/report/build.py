@@ -244,7 +244,7 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     # ---- agents, their calls, each call ----
     n_agents = max(1, len(agent_fig))
     per_agent = max(3, min(calls_per_agent, max_calls // n_agents))
-    listed = q.agent_calls(db, per_agent)
+    listed = q.agent_calls(db, list(agent_fig), per_agent)
     by_agent: dict[tuple, list[tuple]] = defaultdict(list)
     for r in listed:
         by_agent[(r[3], r[4])].append(r)

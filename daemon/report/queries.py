@@ -180,15 +180,23 @@ def days(db) -> Table:
                           "flow_completion"], r)
 
 
-def agent_calls(db, per_agent: int) -> list[tuple]:
-    """Each agent's calls, lowest QA score first, at most `per_agent` each."""
-    return rows(db, """
-        SELECT src, id, call_id, team, agent, started, duration_s, call_type, qa_score, alerts, n FROM (
-            SELECT src, id, call_id, team, agent, started, duration_s, call_type, qa_score, alerts,
-                   ROW_NUMBER() OVER (PARTITION BY team, agent
-                                      ORDER BY CASE WHEN qa_score IS NULL THEN 1 ELSE 0 END, qa_score, started DESC) AS n
-            FROM calls_f) ranked
-        WHERE n <= ? ORDER BY team, agent, n""", (per_agent,))
+CALL_LIST = "src, id, call_id, team, agent, started, duration_s, call_type, qa_score, alerts"
+
+
+def agent_calls(db, agents: list[tuple[str | None, str | None]], per_agent: int) -> list[tuple]:
+    """Each agent's calls, lowest QA score first (then unscored ones, latest first), at most
+    `per_agent` each: an index seek per agent (calls_agent_qa), never a sort of every call."""
+    out = []
+    for team, agent in agents:
+        cond = " AND ".join(f"{col} IS NULL" if v is None else f"{col} = ?" for col, v in (("team", team), ("agent", agent)))
+        args = tuple(v for v in (team, agent) if v is not None)
+        got = rows(db, f"SELECT {CALL_LIST} FROM calls_f WHERE {cond} AND qa_score IS NOT NULL "
+                       f"ORDER BY qa_score LIMIT ?", args + (per_agent,))
+        if len(got) < per_agent:
+            got += rows(db, f"SELECT {CALL_LIST} FROM calls_f WHERE {cond} AND qa_score IS NULL "
+                            f"ORDER BY started DESC LIMIT ?", args + (per_agent - len(got),))
+        out += got
+    return out
 
 
 def call_details(db, picked: list[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:
