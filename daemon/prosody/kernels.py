@@ -36,7 +36,7 @@ from numba import njit
 
 from .params import (
     EV_KIND, EV_SPEAKER, EV_T0, EV_T1, EV_V0, F_EDB, F_ENV0, F_ENV1, F_F0, F_HIGH, F_LOW, F_MID, FRAME_S,
-    HALFBAND_NZ, HALFBAND_TAPS, P_PRIOR_CALM_SLOPE, P_PRIOR_SLOPE,
+    HALFBAND_NZ, HALFBAND_TAPS, P_HOT_LOUD, P_HOT_PITCH, P_PRIOR_CALM_SLOPE, P_PRIOR_SLOPE,
     K_AGITATION, K_FAST_SPEECH, K_LONG_SILENCE, K_TALK_OVER, MAX_UTT_FRAMES, NO_LOW,
     P_AG_EFFORT_DB, P_AG_LOUD_DB, P_AG_MIN_S, P_AG_PITCH_MIN2, P_AG_PITCH_ST, P_BASE_MAX_W,
     P_BASELINE_S, P_FAST_MIN_S, P_PRIOR_CALM, P_PRIOR_EFFORT, P_PRIOR_LOUD_CAP, P_PRIOR_LOUD_W, P_PRIOR_MIN,
@@ -65,7 +65,8 @@ C_AG_DE, C_AG_EFF, C_AG_REF = 39, 40, 41
 C_AG_BP, C_AG_BE, C_AG_BEFF = 42, 43, 44  # the reference the episode was judged against
 C_UTT_PMID, C_UTT_PHIGH = 45, 46         # energy (linear) of the pitched frames at 0.5-1 kHz and 2-4 kHz
 C_AG_SLOPE = 47
-N_CS = 48
+C_HOT_LOGP, C_HOT_E, C_HOT_W = 48, 49, 50  # the speaker's utterances flagged before any calm speech
+N_CS = 51
 
 # ---- line-level decision state (gs[...]) ----
 G_T = 0                 # end time of the last processed frame, s (call time)
@@ -372,8 +373,18 @@ def _end_utterance(cs, pbuf, ch, ev, n, p):
         if (speech_s >= p[P_AG_MIN_S] and score >= p[P_PRIOR_SCORE] and de >= p[P_PRIOR_MIN]
                 and slope >= p[P_PRIOR_SLOPE]):
             agitated = True
-        # loudness against another channel depends on the line's gains: only effort decides calm
+        # loudness against another channel depends on the line's gains: only effort decides calm;
+        # and after agitated speech, only speech calmer than it (lower, or quieter) is calm
         teach = de < p[P_PRIOR_CALM] or slope < p[P_PRIOR_CALM_SLOPE]
+        if teach and cs[ch, C_HOT_W] > 0.0:
+            teach = (12.0 * (cs[ch, C_HOT_LOGP] - logp) >= p[P_HOT_PITCH]
+                     or cs[ch, C_HOT_E] - loud >= p[P_HOT_LOUD])
+        if agitated:
+            w0 = cs[ch, C_HOT_W]
+            tot = w0 + speech_s
+            cs[ch, C_HOT_LOGP] = (cs[ch, C_HOT_LOGP] * w0 + logp * speech_s) / tot
+            cs[ch, C_HOT_E] = (cs[ch, C_HOT_E] * w0 + loud * speech_s) / tot
+            cs[ch, C_HOT_W] = tot
     if agitated:
         if cs[ch, C_AG_ON] > 0 and start - cs[ch, C_AG_END] <= p[P_MERGE_GAP]:
             w0 = cs[ch, C_AG_SPEECH]

@@ -57,7 +57,11 @@ P_PRIOR_CALM = 31     # effort over the prior below this: the utterance counts a
 P_PRIOR_LOUD_CAP = 32  # loudness over the other party counts up to this much (line gains differ), dB
 P_PRIOR_SLOPE = 33    # spectral slope 0.5-1 -> 2-4 kHz needed at the least before own calm speech, dB/octave
 P_PRIOR_CALM_SLOPE = 34  # ... and below this slope an utterance counts as calm speech too, dB/octave
-N_PARAMS = 35
+# after an utterance flagged before there was calm speech, the next counts as calm only if
+# it is also calmer than the flagged ones: this much lower in pitch, or in loudness
+P_HOT_PITCH = 35      # st
+P_HOT_LOUD = 36       # dB
+N_PARAMS = 37
 
 # event rows
 EV_KIND, EV_SPEAKER, EV_T0, EV_T1 = 0, 1, 2, 3
@@ -117,6 +121,8 @@ def pack_params(cfg: DetectorConfig, sample_rate: int = 8000) -> np.ndarray:
     p[P_PRIOR_LOUD_CAP] = 6.0
     p[P_PRIOR_SLOPE] = -2.5
     p[P_PRIOR_CALM_SLOPE] = -4.0
+    p[P_HOT_PITCH] = 1.5
+    p[P_HOT_LOUD] = 3.0
     return p
 
 
