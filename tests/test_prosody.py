@@ -167,6 +167,20 @@ def test_agitated_before_anyone_else_spoke_is_judged_against_the_prior():
     assert agit[0].evidence["loudness_up_db"] is None and agit[0].evidence["effort_up_db"] > 1.5
 
 
+def test_a_less_strained_agitated_turn_is_not_learnt_as_normal():
+    # agitated, then as high and loud but with a calm voice's spectrum (not flagged: the prior
+    # wants effort), then agitated again: the middle turn is no calmer than the first, so it
+    # must not become this customer's reference, or the third would pass as their normal
+    f0, parts = 210.0, [("agent", 0.5, voice(4.5, 120.0, seed=0))]
+    middle = voice(4.5, f0 * 1.4, level_db=-15.0, seed=2)   # enough speech to be a reference
+    for k, (start, x) in enumerate(((5.6, voice(3.0, f0, agitated=True, seed=1)), (12.8, middle),
+                                    (21.5, voice(3.0, f0, agitated=True, seed=3)))):
+        parts += [("customer", start, x), ("agent", start + len(x) / SR + 0.6, voice(3.0, 120.0, seed=10 + k))]
+    agit = [x for x in run(call(parts, 30.0), 800) if x.kind == "agitation"]
+    assert [round(a.t_start, 1) for a in agit] == [5.6, 21.5]
+    assert [a.evidence["reference"] for a in agit] == ["other_party", "other_party"]
+
+
 @pytest.mark.parametrize("sr", [8000, 16000])
 def test_calm_loud_high_voice_on_a_hot_channel_is_not_agitated(sr):
     # a high voice, 10 dB over the agent (a louder voice on a channel set hotter), but with a
