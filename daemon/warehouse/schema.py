@@ -92,6 +92,8 @@ INDEXES = [
     # the index (no sort of millions of rows, no table read), and an agent's worst calls a seek
     "CREATE INDEX IF NOT EXISTS issues_group ON issues (kind, issue, agent, day)",
     "CREATE INDEX IF NOT EXISTS steps_group ON steps (flow, step, done, day)",
+    "CREATE INDEX IF NOT EXISTS alerts_group ON alerts (team, agent, kind, day)",
+    "CREATE INDEX IF NOT EXISTS offers_group ON offers (team, agent, offer, fitted, made, day)",
     "CREATE INDEX IF NOT EXISTS calls_agent_qa ON calls (team, agent, qa_score)",
 ]
 
