@@ -111,6 +111,7 @@ PAYLOAD = (COMMAND.map(lambda d: json.dumps(d).encode())
            | st.just(b"x" * 70_000))
 
 
+@pytest.mark.timeout(3600)      # start-up, a settled baseline and the recovery take minutes on a loaded 2-core box
 def test_a_storm_and_3000_fuzzed_payloads_leave_the_box_running_with_its_memory_given_back(tmp_path):
     needs_demo_calls()
     broker = EmbeddedBroker("127.0.0.1", free_port(), tmp_path / "mosquitto")
@@ -145,6 +146,7 @@ def test_a_storm_and_3000_fuzzed_payloads_leave_the_box_running_with_its_memory_
         wait_until(lambda: time.sleep(5) or settled(), 600, "a settled RSS before the storm",
                    detail=lambda: samples[-12:])
         baseline = statistics.median(samples[-12:])
+        print(f"\nstorm: baseline RSS {baseline:.0f} MB after {5 * len(samples)} s of warm-up", flush=True)
         before = health.fresh(time.time())
         dropped_before = {lid: before["lines"][lid]["dropped_frames"] for lid in QUIET_LINES}
 
@@ -164,6 +166,7 @@ def test_a_storm_and_3000_fuzzed_payloads_leave_the_box_running_with_its_memory_
         def fuzz(topic, payload):
             sent.append(pub.client.publish(topic, payload, qos=1))
 
+        print(f"storm: {len(infos)} storm commands published, RSS {rss_mb(proc.pid):.0f} MB", flush=True)
         fuzz()
         assert len(sent) >= FUZZ * 0.9, len(sent)
         infos.append(cti(STORM_LINE, {"op": "call_end", "call_id": "after-storm"}))
