@@ -22,7 +22,7 @@ def _mpl():
         import matplotlib.pyplot as plt
         matplotlib.rcParams.update({
             "svg.fonttype": "none", "svg.hashsalt": "callcue", "font.size": 9,
-            "font.family": ["DejaVu Sans", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "sans-serif"],
+            "font.family": ["DejaVu Sans", "WenQuanYi Zen Hei"],
             "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
             "axes.prop_cycle": matplotlib.cycler(color=PALETTE), "figure.dpi": 96,
         })
