@@ -367,3 +367,29 @@ def test_a_truncated_wav_is_a_problem_not_up(tmp_path):
     cut.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(SourceError, match=r"truncated: its header promises 4\.0 s of audio but the file holds 2\.0 s"):
         open_wav(cut, SR)
+
+
+def test_a_final_s_latency_is_measured_from_its_own_call_s_audio():
+    """Issue 11: final_latency_s read 45-154 s after bursts of short calls, because a new
+    call's final was matched with an arrival of the call before (call times restart at 0)."""
+    import collections
+    import types
+
+    from callcue.daemon.app import LineWorker
+    from callcue.daemon.asr.engine import AsrResult
+
+    app = types.SimpleNamespace(final_latency=collections.deque(), emit=lambda msgs: None,
+                                store_op=lambda fn, expected=(): None)
+    analyzer = types.SimpleNamespace(call=types.SimpleNamespace(call_id="A", t0=0.0), on_asr_result=lambda res: [])
+    w = LineWorker.__new__(LineWorker)
+    w.app, w.analyzer, w.line = app, analyzer, LineConfig(id="7", source=SourceConfig(wav="x.wav"))
+    w.arrivals = collections.deque(maxlen=3000)
+    long_ago = time.monotonic() - 100
+    w.arrivals.extend((t / 10, long_ago + t / 10) for t in range(1, 600))      # call A: a minute of audio
+    nxt = types.SimpleNamespace(call_id="B", agent="", started="2024-05-01T10:00:00+00:00", source="cmd", ivr=None)
+    analyzer.call = types.SimpleNamespace(call_id="B", t0=0.0)
+    w._call_started(nxt)
+    w.arrivals.append((1.0, time.monotonic() - 0.5))                         # call B's first second came 0.5 s ago
+    w._result(AsrResult("7", "agent", "B", "hello", True, 0.2, 1.0, 0))
+    (_, latency), = app.final_latency
+    assert 0.4 < latency < 5, latency
