@@ -11,6 +11,7 @@ Every run starts from an empty store (workdir/...); wall times include the model
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -48,7 +49,8 @@ def _fresh(p: Path) -> Path:
 def _line(name: str, r: QaResult) -> str:
     calls = r.new_calls
     return (f"{name:<28} {calls:>3} calls {r.audio_s / 3600:5.2f} h audio  wall {r.wall_s:6.1f} s  "
-            f"{calls / (r.wall_s / 60):5.2f} calls/min  {r.audio_s / r.wall_s:5.1f} audio h/h")
+            f"{calls / (r.wall_s / 60):5.2f} calls/min  {r.audio_s / r.wall_s:5.1f} audio h/h  "
+            f"(machine load average {os.getloadavg()[1]:.1f} on {os.cpu_count()} cores)")
 
 
 def _ledger(store: Path) -> dict[str, str]:
