@@ -247,6 +247,11 @@ def test_views_render_rows_timeline_and_both_languages():
     assert bar.strip() == "T" and abs(bar.index("T") / len(bar) - 0.5) < 0.03   # at 50 s of 100 s
     assert describe("talk_over", "x", "agent", {"overlap_s": 1.42}, "zh") == "坐席抢插话 1.4 秒"
     assert describe("talk_over", "Agent talked over", "agent", {}, "en") == "Agent talked over"
+    # agitation judged before the customer had calm speech says what it was judged against
+    first = {"reference": "other_party", "pitch_up_st": None, "effort_up_db": 2.4, "loudness_up_db": 6.1}
+    assert describe("agitation", "x", "customer", first, "zh") == "客户一开口就情绪激动: 发声用力比平静嗓音 +2.4 dB, 响度比对方 +6.1 dB"
+    assert describe("agitation", "x", "customer", dict(first, reference="prior", loudness_up_db=None), "zh") \
+        == "客户一开口就情绪激动: 发声用力比平静嗓音 +2.4 dB"
     # every UI string exists in both languages
     assert all(set(v) == {"en", "zh"} for v in TEXT.values())
     assert len(HELP["en"]) == len(HELP["zh"])

@@ -199,6 +199,12 @@ def describe(kind: str, message: str, speaker: str | None, evidence: dict[str, A
     if kind == "agitation" and _num(ev, "pitch_up_st") is not None:
         return (f"{who}情绪激动: 音高 +{_num(ev, 'pitch_up_st'):.1f} 半音, "
                 f"响度 +{_num(ev, 'loudness_up_db') or 0:.1f} dB")
+    if kind == "agitation" and _num(ev, "effort_up_db") is not None:
+        # judged before the speaker had calm speech: against a calm voice (and the other party)
+        text = f"{who}一开口就情绪激动: 发声用力比平静嗓音 +{_num(ev, 'effort_up_db'):.1f} dB"
+        if ev.get("reference") == "other_party" and _num(ev, "loudness_up_db") is not None:
+            text += f", 响度比对方 {_num(ev, 'loudness_up_db'):+.1f} dB"
+        return text
     if kind == "sensitive_word" and ev.get("phrase"):
         return f"{who}说了敏感词 “{ev['phrase']}”"
     if kind == "line_down":
