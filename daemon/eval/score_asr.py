@@ -109,27 +109,31 @@ class TextScore:
         return self.found / self.said if self.said else 1.0
 
 
-def score_texts(labels: dict, hyp: dict[str, str], phrases: list[Phrase], score: TextScore) -> None:
-    """Per speaker: WER of the whole channel's text, and how many of the phrase occurrences
-    said in the labelled turns occur in it (each occurrence found at most once)."""
+def score_texts(labels: dict, hyp: dict[str, list[str]], phrases: list[Phrase], score: TextScore) -> None:
+    """Per speaker: WER of the whole channel's texts (in order), and how many of the phrase
+    occurrences said in the labelled turns occur in them (each occurrence found at most once)."""
     for who in ("agent", "customer"):
         turns = [t for t in labels["turns"] if t["speaker"] == who]
+        texts = hyp.get(who, [])
         ref = [w for t in turns for w in wer_tokens(t["text"])]
         score.words += len(ref)
-        score.errors += edit_distance(ref, wer_tokens(hyp.get(who, "")))
-        spot = WordSpotter(phrases, who)
-        said: dict[str, int] = {}
-        for t in turns:
-            for hit in spot.find(t["text"], 0):
-                said[hit.phrase.text] = said.get(hit.phrase.text, 0) + 1
-        heard: dict[str, int] = {}
-        for hit in spot.find(hyp.get(who, ""), 0):
-            heard[hit.phrase.text] = heard.get(hit.phrase.text, 0) + 1
+        score.errors += edit_distance(ref, [w for x in texts for w in wer_tokens(x)])
+        said, heard = _phrase_counts(phrases, who, [t["text"] for t in turns]), _phrase_counts(phrases, who, texts)
         score.said += sum(said.values())
         score.found += sum(min(n, heard.get(p, 0)) for p, n in said.items())
 
 
-def whole_channels(labels_dir: Path, ct2_dir: Path, threads: int = 2, beam_size: int = 1) -> dict[str, dict[str, str]]:
+def _phrase_counts(phrases: list[Phrase], who: str, texts: list[str]) -> dict[str, int]:
+    """Phrase -> in how many sentences of the texts it occurs (the spotter counts once per
+    text; a faster-whisper segment holds several sentences, a final one or two)."""
+    out: dict[str, int] = {}
+    for text in (x for t in texts for x in re.split(r"(?<=[.?!])\s+", t) if x.strip()):
+        for hit in WordSpotter(phrases, who).find(text, 0):
+            out[hit.phrase.text] = out.get(hit.phrase.text, 0) + 1
+    return out
+
+
+def whole_channels(labels_dir: Path, ct2_dir: Path, threads: int = 2, beam_size: int = 1) -> dict[str, dict[str, list[str]]]:
     """call name -> speaker -> faster-whisper's text of that whole channel (its VAD filter,
     as a user runs it; 8 kHz upsampled as the engine does)."""
     import logging
@@ -149,7 +153,7 @@ def whole_channels(labels_dir: Path, ct2_dir: Path, threads: int = 2, beam_size:
             x = audio[:, ch].astype(np.float32) / 32768.0
             segs, _ = model.transcribe(upsample2(x) if sr == 8000 else x, language="en", beam_size=beam_size,
                                        vad_filter=True, condition_on_previous_text=False, without_timestamps=True)
-            out[name][who] = " ".join(s.text.strip() for s in segs)
+            out[name][who] = [s.text.strip() for s in segs]
     return out
 
 
@@ -164,8 +168,8 @@ def side_by_side(labels_dir: Path, events_dir: Path, words: Path, ct2_dir: Path 
         if fw is not None:
             score_texts(labels, fw[name], phrases, cols["faster-whisper"])
         for col, which in (("live finals", "live"), ("record", "record")):
-            hyp = {who: " ".join(e["text"] for e in sorted(texts_of(events, which), key=lambda e: e["t_start"])
-                                 if e["speaker"] == who) for who in ("agent", "customer")}
+            hyp = {who: [e["text"] for e in sorted(texts_of(events, which), key=lambda e: e["t_start"])
+                         if e["speaker"] == who] for who in ("agent", "customer")}
             score_texts(labels, hyp, phrases, cols[col])
     return cols
 
