@@ -214,6 +214,7 @@ class AsrConfig(Strict):
     record: bool = Field(True, description="offline: a second pass decodes each speaker's turn whole (the live finals' utterances with the audio between them) for the call record, which replaces the live finals in the store and feeds the after-call work (README, \"The call record\")")
     record_model: str | None = Field(None, description="offline: installed Whisper for the record pass (e.g. whisper-base); default: the live model")
     record_gap_s: float = Field(2.0, gt=0, le=30, description="offline record: a pause of the speaker longer than this ends the turn")
+    record_turns: bool = Field(True, description="offline record: the other party starting to speak ends a speaker's turn; off: a stretch runs on (up to record_max_s of this speaker's speech, record_gap_s) as faster-whisper's VAD windows do")
     record_max_s: float = Field(24.0, ge=5, le=27, description="offline record: longest turn decoded as one (Whisper hears 30 s with padding)")
     pre_roll_s: float = Field(0.5, ge=0, le=2, description="audio before the VAD's speech onset sent along")
     post_roll_s: float = Field(1.0, ge=0, le=5, description="audio after speech ends sent along (endpointing needs it)")
