@@ -239,7 +239,7 @@ class OfflineEngine(AsrEngine):
         ch.turn = (ch.turn[0], end)
         ch.turn_cuts += 1
         t = ch.timeline.to_call(first / 16000)
-        for other in self.channels.values():
+        for other in (self.channels.values() if self.cfg.record_turns else ()):
             if (other is not ch and other.line == ch.line and other.call_id == ch.call_id and other.turn is not None
                     and other.timeline.to_call(other.turn[1] / 16000) <= t):
                 self._end_turn(other)
