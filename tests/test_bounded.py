@@ -393,3 +393,24 @@ def test_a_final_s_latency_is_measured_from_its_own_call_s_audio():
     w._result(AsrResult("7", "agent", "B", "hello", True, 0.2, 1.0, 0))
     (_, latency), = app.final_latency
     assert 0.4 < latency < 5, latency
+
+
+def test_a_full_command_queue_is_counted_and_logged_never_silent(caplog):
+    import queue as queue_mod
+
+    from callcue.daemon import memory
+    from callcue.daemon.app import LineWorker, _Control
+
+    w = LineWorker.__new__(LineWorker)
+    w.line = LineConfig(id="7", source=SourceConfig(wav="x.wav"))
+    w.control = queue_mod.Queue(2)
+    w.control_dropped = 0
+    w._drop_log = memory.LogLimiter(logging.getLogger("callcue.daemon.app"))
+    with caplog.at_level(logging.ERROR, "callcue.daemon.app"):
+        assert w.post(_Control("cmd", "one"), wait=0.05) and w.post(_Control("cmd", "two"), wait=0.05)
+        t = time.monotonic()
+        assert not w.post(_Control("cmd", "three"), wait=0.2)       # waited for room, then dropped
+        assert time.monotonic() - t >= 0.2
+        assert not w.post(_Control("cmd", "four"), wait=0.01)
+    assert w.control_dropped == 2
+    assert "line 7: control queue full" in caplog.text and "dropped cmd 'three'" in caplog.text
