@@ -12,7 +12,7 @@ import pytest
 from callcue.daemon.aftercall.forms import ACTIONS, RESOLUTIONS
 from callcue.daemon.assist.content import PackWatcher, load_content
 from callcue.daemon.assist.pack import default_pack_dir, load_pack
-from callcue.daemon.eval.aftercall_score import HELDOUT, TUNED
+from callcue.daemon.eval.aftercall_score import DEV, HELDOUT, TUNED
 from callcue.daemon.eval.synth.script import load_script
 from callcue.daemon.yamlfile import ConfigError
 
@@ -144,7 +144,7 @@ def test_a_template_edit_reloads_and_a_broken_one_is_refused(broken):
 
 # ---------------------------------------------------------------- labelled calls
 
-CALLS = sorted(TUNED.glob("*.yaml")) + sorted(HELDOUT.glob("*.yaml"))
+CALLS = sorted(TUNED.glob("*.yaml")) + sorted(HELDOUT.glob("*.yaml")) + sorted(DEV.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CALLS, ids=[p.stem for p in CALLS])

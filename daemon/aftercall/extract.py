@@ -9,8 +9,12 @@ number?"). When several fields' cues (or a `not_cues` phrase) are near one value
 nearest wins. The speaker who usually states the field (customer for a policy number)
 adds confidence, the other side's read-back of the same value adds more, a correction
 ("sorry, I mean ...") makes the later value win. Enum fields add up evidence for each
-option: the flow branch, IVR intent, steps done, articles pushed, offers made and the
-options' phrases. Anything below the field's `min_confidence` stays empty.
+option: the flow branch, IVR intent, steps done (the flow's, and the call type's branch
+steps found again at call end), articles pushed, offers made, the agent saying something
+is done in any wording (`agent_done`), and the options' phrases (a Chinese phrase also
+without the particle 了); once the call type is decided, the words of options that file
+as another type no longer count. Promises are read with every future form as "will".
+Anything below the field's `min_confidence` stays empty.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from ..assist.numbers import EN_DIGIT, ZH_DIGIT, Amount, DigitRun, amounts, bare
 from ..text import has_cjk
 from .dates import DateHit, find_dates
 from .forms import TicketField, TicketTemplate, phrases_of, text_in
-from .record import CallRecord, Utterance
+from .record import CallRecord, Step, Utterance
 
 # cue strength -> confidence: 0.45 + 0.35 * strength, then speaker, read-back, corrections
 CUE_NEAR_UNITS = 6          # a cue this close before a value is as strong as it gets
@@ -40,6 +44,7 @@ _AFFIRM = re.compile(r"^\W*(yes|yeah|yep|correct|that'?s (right|correct|it)|righ
 _JOINED = re.compile(r"\s*(and|but|so|then|she|he|they|it|并且|然后|他|她|他们)(?![a-z])", re.I)
 _SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]*")
 _CLAUSE = re.compile(r"[^,;，；]+[,;，；]*")
+_CLAUSE_ZH = re.compile(r"[^,;，；.!?。！？]+[,;，；.!?。！？]*")
 _LEAD_FILLER = re.compile(r"^\s*(?:(?:okay|ok|alright|all right|right|perfect|great|sure|so|and|well|yes|no|also|then|"
                           r"好的|好|嗯|那|行|对|那么|然后|另外)[\s,，.。!！]+)+", re.I)
 
@@ -50,6 +55,7 @@ class Said:
 
     i: int
     u: Utterance
+    read: Callable[[str], Heard] = Heard.of
     _runs: list[DigitRun] | None = None
     _amounts: list[Amount] | None = None
     _bare: list[Amount] | None = None
@@ -59,7 +65,7 @@ class Said:
     @property
     def heard(self) -> Heard:
         if self._heard is None:
-            self._heard = Heard.of(self.u.text)
+            self._heard = self.read(self.u.text)
         return self._heard
 
     def runs(self) -> list[DigitRun]:
@@ -140,6 +146,81 @@ def with_contractions(phrases: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# A promise is said in many future forms ("I'll post", "the adjuster's going to ring you",
+# "we're gonna send"): for promise cues, text and cues alike are read with each of them as "will".
+_FUTURE = [(re.compile(r"\b([a-z]+)['’]ll\b", re.I), r"\1 will"),
+           (re.compile(r"\b([a-z]+)['’](?:s|re|m)\s+(?:going\s+to|gonna)\b", re.I), r"\1 will"),
+           (re.compile(r"\b(?:is|are|am|be)\s+(?:going\s+to|gonna)\b", re.I), "will"),
+           (re.compile(r"\b(?:gonna|shall)\b", re.I), "will")]
+
+
+# ... and the commitment itself: someone who will do what agents promise
+_WILL_DO = re.compile(
+    r"\b(?:i|we|he|she|they|someone|somebody|(?:the|our|an?|your|my) [a-z]+(?: [a-z]+)?) will "
+    r"(?:also |then |personally |now |definitely |be able to )?"
+    r"(?:call|ring|phone|contact|e-?mail|text|message|write|send|post|visit|come|inspect|assess|arrange|book|"
+    r"review|process|pay|refund|transfer|chase|update|confirm|follow up|get back|be in touch|reach out|look into|"
+    r"collect|deliver|issue|return|repair|fix|replace|credit|reimburse)\b")
+
+
+def future_as_will(text: str) -> str:
+    for pat, repl in _FUTURE:
+        text = pat.sub(repl, text)
+    return text
+
+
+# Something the agent says is done, in any wording: a completion verb after I/we, after a
+# form of "be" or "has been", or opening the clause ("Payment accepted", "All done"); in
+# Chinese 已(经)...了/好/成功/生效/到账, ...好了, ...成功. Not when asked, negated, conditional
+# or still to come.
+_DONE_VERBS = ("updated|changed|processed|cancell?ed|canceled|added|removed|applied|approved|paid|refunded|registered|"
+               "logged|raised|opened|booked|arranged|sorted|done|accepted|received|sent|issued|renewed|reinstated|"
+               "credited|reversed|fixed|corrected|amended|submitted|filed|completed|scheduled|cleared|settled|"
+               "transferred|reduced|lowered|switched|activated|set up|gone through|put through|taken care of|"
+               "posted|emailed|lodged|authori[sz]ed|repaired|replaced|released|restored|extended|waived")
+_DONE_EN = re.compile(
+    rf"\b(?:i|we)(?:\s*'ve|\s+have|ve)?\s+(?:just\s+|now\s+|already\s+|also\s+|gone\s+ahead\s+and\s+)?(?:{_DONE_VERBS})\b"
+    rf"|\b(?:has|have|had|'s)\s+(?:now\s+|just\s+|already\s+|also\s+)?been\s+(?:\w+\s+)?(?:{_DONE_VERBS})\b"
+    rf"|\b(?:is|are|was|were|'s|'re)\s+(?:now\s+|all\s+|fully\s+|already\s+|been\s+)?(?:{_DONE_VERBS})\b"
+    rf"|^\W*(?:\w+\s+){{0,2}}?(?:{_DONE_VERBS})\b"
+    r"|\b(?:all|that is|thats|that's|it's|its) (?:done|sorted|set|gone through)\b")
+_NOT_DONE_EN = re.compile(r"\b(?:not|never|no longer|yet|cannot|can't|cant|unable|if|once|when|after|as soon as|until|"
+                          r"before|will|would|should|could|might|may|need to|needs to|have to|has to|going to|want|"
+                          r"wanted|like)\b|n't\b|\?\s*$|^\W*(?:has|have|had|is|are|was|were|did|do|does|can|could)\b")
+_DONE_ZH = re.compile(r"已(?:经)?[^，。！？,.!?；;]{0,12}?(?:了|好|完成|成功|生效|到账|通过)|"
+                      r"(?:办|改|弄|处理|设置|加|换|退|交|补|扣|登记|更新|安排|提交|修改|取消)好了|"
+                      r"(?:扣款|支付|缴费|付款|交费|提交|办理|变更|批改|退保|注销|转账|开通|登记|更新|修改|退款)(?:已经)?成功|"
+                      r"生效了")
+_NOT_DONE_ZH = re.compile(r"没|未|不|还要|需要|如果|等|[吗么呢？?]\s*$")
+
+
+def says_done(text: str) -> bool:
+    """The utterance says something is done (see _DONE_EN and _DONE_ZH)."""
+    t = text.replace("’", "'")
+    zh = has_cjk(t)
+    for m in (_CLAUSE_ZH if zh else _CLAUSE).finditer(t):
+        clause = m.group(0).strip()
+        if not clause:
+            continue
+        if zh:
+            if _DONE_ZH.search(clause) and not _NOT_DONE_ZH.search(clause):
+                return True
+        else:
+            low = clause.lower()
+            if _DONE_EN.search(low) and not _NOT_DONE_EN.search(low):
+                return True
+    return False
+
+
+# Chinese puts the aspect particle 了 between a verb and its object (改了名字, 换了车, 卖了车):
+# a phrase written without it (改名字) is matched on the text without it too.
+_ASPECT = re.compile(r"(?<=[\u4e00-\u9fff])了(?=[\u4e00-\u9fff])(?!解)")
+
+
+def without_aspect(text: str) -> str:
+    return _ASPECT.sub("", text)
+
+
 def _phrase_set(phrases: list[str]) -> PhraseSet[str] | None:
     return PhraseSet((v, p) for p in phrases for v in with_contractions([p])) if phrases else None
 
@@ -153,6 +234,9 @@ class CompiledField:
         self.f = f
         self.cues = _phrase_set(phrases_of(f.cues))
         self.not_cues = _phrase_set(phrases_of(f.not_cues))
+        # promise cues in every future form (matched on text read the same way)
+        self.future_cues = _phrase_set(list(dict.fromkeys(future_as_will(p) for p in phrases_of(f.cues)))) \
+            if f.source == "promise" else None
         self.pattern = re.compile(f.pattern) if f.pattern else None
         self.options = list(f.options)
         # every option's phrases in one set, matched once per utterance: items (option index, phrase)
@@ -209,18 +293,24 @@ class Extraction:
     """One call's ticket: run `fill()`; `values` holds a FieldValue per field."""
 
     def __init__(self, ct: CompiledTemplate, record: CallRecord, redact: Callable[[str], str], lang: str | None,
-                 call_type: str | None = None, call_type_by: str | None = None):
+                 call_type: str | None = None, call_type_by: str | None = None, steps: list[Step] | None = None,
+                 heard: Callable[[str], Heard] = Heard.of):
+        """`steps`: the flow steps done that speak for this call (default: the record's)."""
         self.ct = ct
         self.call_type = call_type
         self.call_type_by = call_type_by
         fl = record.flow
-        # the flow's branch speaks for the call only when it files as the call type chosen
-        self.branch_ok = fl is None or not fl.branch or fl.branch in ct.t.calls.branches or ct.t.default
+        # the flow's branch speaks for the call only when it files as the call type chosen (with
+        # no call type, only when the IVR or the customer's words chose it, not the agent's first step)
+        self.branch_ok = fl is None or not fl.branch or fl.branch in ct.t.calls.branches or \
+            (ct.t.default and fl.branch_by in ("ivr", "customer"))
+        self.steps_done = steps if steps is not None else [st for st in (fl.steps if fl else ()) if st.done]
         self.record = record
         self.redact = redact
         self.lang = lang
         self.today = record.call_date
-        self.said = [Said(i, u) for i, u in enumerate(sorted(record.utterances, key=lambda u: (u.t_start, u.t_end)))]
+        self.said = [Said(i, u, heard)
+                     for i, u in enumerate(sorted(record.utterances, key=lambda u: (u.t_start, u.t_end)))]
         self.values: dict[str, FieldValue] = {}
         self._cand_memo: dict[tuple, list] = {}
         self._strength_memo: dict[tuple, tuple[float, str]] = {}
@@ -463,36 +553,48 @@ class Extraction:
         heard: dict[int, list] = {}          # option index -> [(phrase, said)] in call order
         if cf.option_phrases is not None:
             for s in self.said:
-                for hit in cf.option_phrases.find(s.heard):
+                hits = cf.option_phrases.find(s.heard)
+                bare = without_aspect(s.u.text)
+                if bare != s.u.text:        # 改了名字 also as 改名字
+                    seen = {id(h.item) for h in hits}
+                    hits += [h for h in cf.option_phrases.find(bare) if id(h.item) not in seen]
+                for hit in hits:
                     heard.setdefault(hit.item[0], []).append((hit.item[1], s))
+        # once the call type is decided, the words and IVR intent that point to another call
+        # type's option have been weighed already (a cancellation that mentions "my renewal")
+        decided = self.call_type is not None and any(self.call_type in o.call_types for o in cf.options)
         for oi, opt in enumerate(cf.options):
             ev: list[tuple[float, str, float | None, str | None]] = []     # (weight, evidence, t, speaker)
             fl = rec.flow
+            other_type = decided and bool(opt.call_types) and self.call_type not in opt.call_types
             if fl is not None and fl.branch and fl.branch in opt.branches and self.branch_ok:
                 ev.append((0.9, f"flow branch: {fl.branch_title or fl.branch}"
                                 + (f" (chosen by {fl.branch_by})" if fl.branch_by else ""), None, None))
             if self.call_type and self.call_type in opt.call_types and not ev:
                 ev.append((0.65 if self.call_type_by == "customer" else 0.8,
                            f"call type: {self.call_type} ({self.call_type_by})", None, None))
-            if rec.ivr_intent and rec.ivr_intent in opt.ivr:
+            if rec.ivr_intent and rec.ivr_intent in opt.ivr and not other_type:
                 ev.append((0.85, f"IVR intent: {rec.ivr_intent}", 0.0, None))
-            if fl is not None and opt.steps:
-                for st in fl.steps:
-                    if st.done and st.id in opt.steps:
-                        ev.append((0.8, f"flow step done: {st.title}", st.t, "agent"))
+            for st in self.steps_done:
+                if st.id in opt.steps:
+                    ev.append((0.8, f"flow step done: {st.title}", st.t, "agent"))
             for p in rec.knowledge:
                 if p.topic in opt.knowledge:
                     ev.append((0.6, f"article pushed: {p.title}", p.t, None))
             for o in rec.offers:
                 if o.made_t is not None and o.id in opt.offers:
                     ev.append((0.7, f"offer made: {o.title}", o.made_t, "agent"))
+            if opt.agent_done:
+                done = next((x for x in self.said if x.u.speaker == "agent" and says_done(x.u.text)), None)
+                if done is not None:
+                    ev.append((PHRASE_WEIGHT, done.u.text, done.u.t_start, "agent"))
             for name in opt.agent_gave:
                 v = self.values.get(name)
                 if v is not None and v.value is not None and v.speaker == "agent":
                     ev.append((0.75, v.evidence or name, v.t, "agent"))
             who = opt.speaker or f.speaker
             seen: set[str] = set()
-            for phrase, s in heard.get(oi, ()):
+            for phrase, s in heard.get(oi, ()) if not other_type else ():
                 if (who != "any" and s.u.speaker != who) or phrase in seen:
                     continue
                 seen.add(phrase)
@@ -538,7 +640,7 @@ class Extraction:
             if f.speaker != "any" and s.u.speaker != f.speaker:
                 continue
             all_dates = s.dates(self.today, "future")
-            if not (cf.cues is not None and cf.cues.find(s.heard)) and not any(h.kind == "deadline" for h in all_dates):
+            if not self._promised(cf, s.u.text, s.heard) and not any(h.kind == "deadline" for h in all_dates):
                 continue
             text_all = s.u.text
             for sm in _SENTENCE.finditer(text_all):
@@ -549,7 +651,7 @@ class Extraction:
                     if cf.not_cues is not None and cf.not_cues.find(clause):
                         continue
                     dates = in_clause[k]
-                    cued = cf.cues is not None and bool(cf.cues.find(clause))
+                    cued = self._promised(cf, clause)
                     if not cued and not any(h.kind == "deadline" for h in dates):
                         continue
                     text = clause
@@ -572,6 +674,19 @@ class Extraction:
         value = self.redact(_tidy(clause))
         return FieldValue(value, self.redact(s.u.text), s.u.t_start, score, s.u.speaker,
                           due.isoformat() if due else None)
+
+    @staticmethod
+    def _promised(cf: CompiledField, text: str, heard: Heard | None = None) -> bool:
+        """A commitment cue in `text`, as said or with its future forms read as "will", or
+        (English) someone who will do one of the things promised ("a surveyor will visit")."""
+        if cf.cues is not None and cf.cues.find(heard if heard is not None else text):
+            return True
+        if cf.future_cues is None:
+            return False
+        will = future_as_will(text)
+        if will != text and cf.future_cues.find(will):
+            return True
+        return not has_cjk(text) and bool(_WILL_DO.search(will.lower().replace("’", "'")))
 
     def _said_text(self, cf: CompiledField) -> FieldValue:
         f = cf.f

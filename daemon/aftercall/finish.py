@@ -9,15 +9,17 @@ here), shared by every line; `finish` is pure and keeps no state between calls.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
-from ..assist.match import PhraseSet
+from ..assist.match import Heard, PhraseSet
 from ..assist.redact import RedactionConfig, Redactor
+from ..yamlfile import ConfigError
 from .classify import Classifier
 from .extract import CompiledTemplate, Extraction, FieldValue, ticket_payload
 from .figures import call_figures
 from .forms import DeadAirItem, InterruptionsItem, TicketSet, phrases_of
-from .record import CallRecord
+from .record import CallRecord, Step
 from .scorecard import scorecard
 from .summary import call_language, summarise
 
@@ -32,19 +34,35 @@ def default_redact(text: str) -> str:
     return _DEFAULT_REDACTOR.redact(text).text
 
 
+def pack_articles(pack) -> list:
+    """The pack's knowledge articles (their questions teach the call types' words); none
+    when it has no knowledge folder or the folder does not load (load_content reports that)."""
+    root = getattr(pack, "root", None)
+    if root is None or not (Path(root) / "knowledge").is_dir():
+        return []
+    from ..assist.knowledge import load_articles
+    try:
+        return load_articles(Path(root) / "knowledge")
+    except ConfigError:
+        return []
+
+
 class AfterCall:
-    def __init__(self, pack):
-        """`pack`: a loaded ContentPack (assist/pack.py), with its tickets and QA form."""
+    def __init__(self, pack, articles: list | None = None, encoder: Callable[[list[str]], Any] | None = None):
+        """`pack`: a loaded ContentPack (assist/pack.py), with its tickets and QA form.
+        `articles`: its knowledge articles (default: read from the pack's folder);
+        `encoder`: the English sentence embedder's encode, optional (call type only)."""
         self.pack = pack
         tickets: TicketSet = getattr(pack, "tickets", None) or TicketSet()
         usable = tickets.usable()
         self.templates = {t.id: CompiledTemplate(t) for t in usable}
-        self.classifier = Classifier(usable, pack.flows)
+        self.classifier = Classifier(usable, pack.flows, pack_articles(pack) if articles is None else articles,
+                                     encoder)
         self.qa = getattr(pack, "qa", None)
         self.required_ids = [r.id for r in pack.rules.required_phrases]
         # what a customer says when giving the reason of the call: branch intents and template words
         reason = [p for f in pack.flows for b in f.branches for p in b.intent]
-        reason += [p for t in usable for p in phrases_of(t.calls.phrases)]
+        reason += [p for t in usable if not t.default for p in phrases_of(t.calls.phrases)]
         self.reason_cues = PhraseSet((p, p) for p in reason) if reason else None
         self.branch_steps = frozenset(s.id for f in pack.flows for b in f.branches for s in b.steps)
         items = self.qa.items if self.qa is not None else []
@@ -61,13 +79,22 @@ class AfterCall:
         the agent gets them in full, since the agent files the ticket)."""
         redact = redact or default_redact
         lang = call_language(record)
-        kind = self.classifier.classify(record)
+        memo: dict[str, Heard] = {}         # each utterance is read for matching once per call
+
+        def heard(text: str) -> Heard:
+            h = memo.get(text)
+            if h is None:
+                h = memo[text] = Heard.of(text)
+            return h
+
+        kind = self.classifier.classify(record, heard)
         values: dict[str, FieldValue] = {}
         ticket = None
         required: list[str] = []
         if kind.template is not None:
             ct = self.templates[kind.template.id]
-            values = Extraction(ct, record, redact, lang, kind.call_type, kind.by).fill()
+            steps = self._steps(kind, record)
+            values = Extraction(ct, record, redact, lang, kind.call_type, kind.by, steps, heard).fill()
             ticket = ticket_payload(ct, values, lang, mask_personal, mask_char)
             ticket["call_type_by"] = kind.by
             ticket["call_type_confidence"] = kind.confidence
@@ -77,6 +104,18 @@ class AfterCall:
         card.update(self._assist_card(record, lang))
         summary = summarise(record, lang, kind.template, values, self.reason_cues, redact, self.branch_steps)
         return {"summary": summary, "ticket": ticket, "scorecard": card, "call_type": kind.call_type}
+
+    def _steps(self, kind, record: CallRecord) -> list[Step]:
+        """Flow steps done that speak for a call of the chosen template: the flow's opening
+        and closing steps, and the steps of the template's branches, the flow's when it ran
+        one of them and those found again in what was said (the flow may have followed
+        another branch, or none)."""
+        t = kind.template
+        fl = record.flow
+        own = fl is not None and fl.branch in t.calls.branches
+        out = [st for st in (fl.steps if fl else ()) if st.done and (own or st.id not in self.branch_steps)]
+        have = {st.id for st in out}
+        return out + [st for st in kind.steps if self.classifier.steps.get(st.id) == t.id and st.id not in have]
 
     def _assist_card(self, r: CallRecord, lang: str) -> dict[str, Any]:
         """The assist engine's scorecard figures (kept from contract v1's first summary)."""

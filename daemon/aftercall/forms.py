@@ -60,15 +60,21 @@ Name = Annotated[str, AfterValidator(_name)]
 
 
 class CallsFor(Strict):
-    """Which calls a template is for; the first that fits wins: flow branch, then IVR intent, then customer words."""
+    """Which calls a template is for. The call type is scored from all of it at call end
+    (aftercall/classify.py): the customer's words (earlier ones weigh more) against the
+    examples, phrases and articles below, the IVR intent (strong), the flow branch (weak)."""
 
     branches: list[Id] = Field(default_factory=list, description="flow branch ids (any flow of the pack) whose calls it files")
     ivr: list[str] = Field(default_factory=list, description="IVR intents (cmd ivr_context `intent`) whose calls it files")
     phrases: LocalPhrases = Field(default_factory=list, description=(
         "customer words that make a call this type (with the listed branches' intent phrases) when neither "
         "flow nor IVR decides, or when the flow took a stray phrase"))
-    knowledge: list[Id] = Field(default_factory=list,
-                                description="knowledge topics whose push points to this type (a customer asking how to claim)")
+    knowledge: list[Id] = Field(default_factory=list, description=(
+        "knowledge topics whose push points to this type (a customer asking how to claim); their articles' "
+        "questions and titles also teach the call type's words"))
+    examples: LocalPhrases = Field(default_factory=list, description=(
+        "how customers of this type say why they call, in their own words (whole sentences, varied wording): "
+        "the word and character n-grams the call type is scored on; not matched as phrases"))
 
 
 class Option(Strict):
@@ -87,6 +93,10 @@ class Option(Strict):
     offers: list[Id] = Field(default_factory=list, description="offers that, once made, point to it")
     agent_gave: list[Name] = Field(default_factory=list, description=(
         "fields of the ticket whose value the agent said (a claim number given: the claim is filed)"))
+    agent_done: bool = Field(False, description=(
+        "the agent saying something is done points to it: a completed action in any wording "
+        "('I've updated ...', 'payment accepted', 'the repair is booked', 已经...好了, 扣款成功), not asked, "
+        "negated or still to come"))
 
 
 class TicketField(Strict):

@@ -104,6 +104,9 @@ class CallRecord:
     speech_s: dict[str, float] | None = None            # measured speech per side (VAD), when the line has it
     agent: str | None = None
     pack: str | None = None
+    # sentence vectors the assist engine computed live for the customer's first utterances
+    # (English, embedder loaded): utterance start (call seconds, 2 decimals) -> unit vector
+    vectors: dict[float, Any] = field(default_factory=dict)
 
     @property
     def ivr_intent(self) -> str | None:
@@ -143,4 +146,5 @@ class CallRecord:
         return cls(call_id=session.call_id, call_date=call_date, utterances=list(utterances), alerts=got,
                    lang=session.lang, ivr=dict(session.ivr_data) if session.ivr_data else None, flow=flow,
                    knowledge=pushed, offers=offers, duration_s=duration_s, speech_s=speech_s, agent=agent,
-                   pack=session.content.name)
+                   pack=session.content.name,
+                   vectors={round(float(t), 2): v for t, v in getattr(session, "request_vectors", ())})

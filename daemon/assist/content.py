@@ -102,7 +102,9 @@ def load_content(root: str | Path, encoder: CachedEncoder | None, grace_s: float
     if kb is not None and pack.tickets is not None:
         pack.tickets.check_topics(set(kb.topics))
     from ..aftercall.finish import AfterCall
-    return Content(pack, rules, flows, offers, kb, index, signature=sig, aftercall=AfterCall(pack))
+    articles = list(getattr(kb, "articles", ()) or ()) if kb is not None else None
+    return Content(pack, rules, flows, offers, kb, index, signature=sig,
+                   aftercall=AfterCall(pack, articles, encoder.embedder.encode if encoder is not None else None))
 
 
 class PackWatcher:

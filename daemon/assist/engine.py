@@ -24,6 +24,7 @@ from .offers import OfferCall
 from .rules import Finding, Heard, RuleCall
 
 DEFAULT_KNOWLEDGE_MIN = 0.5   # used only when the knowledge module offers no calibrated value
+REQUEST_VECTORS = 3           # customer utterances whose vectors the session keeps for the after-call call type
 
 
 @dataclass
@@ -102,6 +103,9 @@ class AssistSession:
         self.ivr_data: dict[str, Any] | None = dict(ivr) if ivr else None
         self.flow.ivr_intent = str(ivr["intent"]) if ivr and ivr.get("intent") else None
         self.off: str | None = None             # why this call gets no assist (language not recognised)
+        # the sentence vectors of the customer's first final utterances (English, when the
+        # embedder is loaded): the after-call call type reuses them instead of re-encoding
+        self.request_vectors: list[tuple[float, Any]] = []
         self._check_language()
 
     def _check_language(self) -> None:
@@ -140,6 +144,8 @@ class AssistSession:
         hits = self.content.index.find(h.units) if final else None
         lang = dominant_lang(text) if final else None
         vec = self._vector(text, lang) if final else None
+        if vec is not None and speaker == "customer" and len(self.request_vectors) < REQUEST_VECTORS:
+            self.request_vectors.append((t_start, vec))
         hunits = content_units(text) if final else None
         for f in self.rules.heard(h, hits, hunits, vec):
             out.append(self._alert(f))

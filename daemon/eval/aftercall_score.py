@@ -22,10 +22,14 @@ estimated from syllables; then the unredacted turns and the session go to AfterC
 exactly as the line hands them at call end. Audio (phase B) replaces the script text by
 what the recogniser heard.
 
-    python -m callcue.daemon.eval.aftercall_score [CALLS...] [--notes] [--json]
+    python -m callcue.daemon.eval.aftercall_score [CALLS_OR_FOLDERS...] [--set NAME]... [--embed | --both] [--notes] [--json]
 
-Without CALLS both sets are scored: flows/insurance/eval/aftercall (the pack's
-templates were tuned on it) and flows/insurance/eval/aftercall_heldout (never tuned on).
+Without CALLS or --set both sets are scored: flows/insurance/eval/aftercall (the pack's
+templates were tuned on it) and flows/insurance/eval/aftercall_heldout (never tuned on);
+`--set aftercall_heldout5` scores flows/insurance/eval/aftercall_heldout5 alone (a new
+held-out set is scored once, by name, never by default). `--embed` runs the calls with
+the English sentence embedder loaded, as a box with the model installed does; `--both`
+scores every set both ways in the one run.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ from ..text import syllables
 PACK = Path(__file__).resolve().parents[2] / "flows" / "insurance"
 TUNED = PACK / "eval" / "aftercall"
 HELDOUT = PACK / "eval" / "aftercall_heldout"
+DEV = PACK / "eval" / "aftercall_dev"          # the developer's own calls (tuned on): --set aftercall_dev
 RATE = {"en": 4.0, "zh": 4.6}          # syllables per second at the scripts' normal speed
 STYLE = {"normal": 1.0, "fast": 2.0, "agitated": 1.1}
 DEFAULT_GAP = 0.6
@@ -66,9 +71,23 @@ def timeline(script) -> list[dict[str, Any]]:
     return out
 
 
-def build_content(root: Path | None = None):
-    from ..assist.content import load_content
-    return load_content(root or PACK, None, 30.0)
+def build_content(root: Path | None = None, embed: bool = False):
+    """The pack as the daemon loads it; `embed`: with the English sentence embedder (as a box
+    with the model installed runs; the call type then also uses the customer's sentence vectors)."""
+    from ..assist.content import CachedEncoder, load_content
+    encoder = None
+    if embed:
+        from ..assist.embed import Embedder
+        encoder = CachedEncoder(Embedder.load())
+    return load_content(root or PACK, encoder, 30.0)
+
+
+def call_files(items: list[Path]) -> list[Path]:
+    """Call scripts: files as given, folders as their *.yaml (sorted)."""
+    out: list[Path] = []
+    for p in items:
+        out += sorted(p.glob("*.yaml")) if p.is_dir() else [p]
+    return out
 
 
 def run_call(content, script, call_id: str, redact=None, call_date: date | None = None) -> tuple[dict, Any, float]:
@@ -240,22 +259,40 @@ def report(name: str, score: Score, notes: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="aftercall_score", description=__doc__.split("\n\n")[0])
-    ap.add_argument("calls", nargs="*", type=Path, help="labelled call scripts (default: the tuned and held-out sets)")
+    ap.add_argument("calls", nargs="*", type=Path,
+                    help="labelled call scripts or folders of them (default: the tuned and held-out sets)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME",
+                    help="score the folder flows/insurance/eval/NAME (repeatable), e.g. --set aftercall_heldout5")
     ap.add_argument("--content", type=Path, help="content pack (default: flows/insurance)")
+    ap.add_argument("--embed", action="store_true",
+                    help="load the English sentence embedder (installed MiniLM), as a box with it runs")
+    ap.add_argument("--both", action="store_true",
+                    help="score every set twice in this one run: words only, then with the embedder")
     ap.add_argument("--notes", action="store_true", help="list every miss and false fill")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
-    content = build_content(args.content)
-    sets = [("given", args.calls)] if args.calls else [("tuned", sorted(TUNED.glob("*.yaml"))),
-                                                       ("held-out", sorted(HELDOUT.glob("*.yaml")))]
+    sets: list[tuple[str, list[Path]]] = []
+    for name in args.sets:
+        folder = PACK / "eval" / name
+        if not folder.is_dir():
+            raise SystemExit(f"no folder {folder}")
+        sets.append((name, sorted(folder.glob("*.yaml"))))
+    if args.calls:
+        sets.append(("given", call_files(args.calls)))
+    if not sets:
+        sets = [("tuned", sorted(TUNED.glob("*.yaml"))), ("held-out", sorted(HELDOUT.glob("*.yaml")))]
     figs = {}
-    for name, calls in sets:
-        if not calls:
-            continue
-        s = score_set(content, calls)
-        figs[name] = s.totals()
-        if not args.json:
-            report(name, s, args.notes)
+    modes = [False, True] if args.both else [args.embed]
+    for embed in modes:
+        content = build_content(args.content, embed=embed)
+        for name, calls in sets:
+            if not calls:
+                continue
+            label = f"{name}, with the embedder" if embed and args.both else name
+            s = score_set(content, calls)
+            figs[label] = s.totals()
+            if not args.json:
+                report(label, s, args.notes)
     if args.json:
         print(json.dumps(figs, indent=1))
     return 0
