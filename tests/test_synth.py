@@ -125,6 +125,47 @@ def test_render_is_deterministic_and_mandarin_speaks(tmp_path):
     assert a.events == []   # a 0.3 s overlap is not a talk-over
 
 
+def _hf_share_db(x: np.ndarray, rate: int) -> float:
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / rate)
+    return float(10 * np.log10(spec[(f >= 1000) & (f < 3400)].sum() / spec[(f >= 300) & (f < 1000)].sum()))
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_vocal_effort_pitch_range_and_channel_gain_render(rate):
+    from callcue.daemon.eval.synth.render import synth_speech
+    from callcue.daemon.eval.synth.script import ResolvedParams
+    text = "I have been waiting three weeks and nobody ever calls me back."
+    base = ResolvedParams(voice="en-us", speed=170, pitch=50, amplitude=100)
+    plain = synth_speech(text, base, rate)
+    strained = synth_speech(text, base.model_copy(update={"effort": 8.0}), rate)
+    assert 2.0 < _hf_share_db(strained, rate) - _hf_share_db(plain, rate) < 8.0   # more energy above 1 kHz
+    assert abs(len(strained) - len(plain)) < rate // 100                          # same speech, same timing
+    # a wider pitch range (SSML) spreads the pitch track
+    from callcue.daemon.config import DetectorConfig
+    from callcue.daemon.prosody.params import F_F0
+    from callcue.daemon.prosody.session import Detectors
+
+    def spread(x):
+        a = np.round(np.stack([x, x], axis=1) * 20000).astype(np.int16)
+        s = Detectors(DetectorConfig(), rate).session()
+        s.process(a[:, 0], a[:, 1])
+        f0 = s.last_features[0, :, F_F0]
+        st = 12 * np.log2(f0[f0 > 0])
+        return np.percentile(st, 90) - np.percentile(st, 10)
+    narrow = synth_speech(text, base.model_copy(update={"range": 20}), rate)
+    wide = synth_speech(text, base.model_copy(update={"range": 90}), rate)
+    assert spread(wide) > spread(narrow) + 0.5
+    # a channel set hotter: that party's voice and line noise, nothing else
+    turns = [{"speaker": "agent", "text": "Thank you for calling, how can I help?"},
+             {"speaker": "customer", "text": "Hi, I am calling about my claim."}]
+    flat = render_call(CallScript.model_validate({"language": "en", "turns": turns}), rate, seed=2)
+    hot = render_call(CallScript.model_validate({"language": "en", "turns": turns,
+                                                 "voices": {"customer": {"gain_db": 6.0}}}), rate, seed=2)
+    assert np.array_equal(hot.audio[:, 0], flat.audio[:, 0]) and hot.turns == flat.turns
+    assert rms_dbfs(hot.audio[:, 1]) - rms_dbfs(flat.audio[:, 1]) == pytest.approx(6.0, abs=0.1)
+
+
 def test_bad_scripts_are_reported(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("language: en\nturns:\n  - speaker: agent\n    text: hi\n    gapp: 1\n")
