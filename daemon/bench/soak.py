@@ -183,6 +183,10 @@ def main(minutes: float, lines: int, window: float, call_s: float, flat: float, 
                 samples.append(((now - t0) / 60, r))
                 print(f"{(now - t0) / 60:5.1f} {r:8.1f}  {_figures(watch.health)}", flush=True)
             time.sleep(0.2)
+        if not samples or samples[-1][0] < minutes - every_s / 120:     # the sample at the very end
+            r = rss_mb(proc.pid)
+            samples.append((minutes, r))
+            print(f"{minutes:5.1f} {r:8.1f}  {_figures(watch.health)}", flush=True)
         last = watch.health
     finally:
         if proc.poll() is None:
