@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--retry-bad", action="store_true", help="try again the recordings an earlier run found bad")
     p.add_argument("--no-progress", action="store_true", help="a line per call instead of the progress bar")
     p.add_argument("--limit", type=int, help="process at most N recordings this run")
+    p.add_argument("--recycle", type=int, metavar="N", help="replace each worker after N calls (its memory back, "
+                   "at the cost of loading the model again)")
     p.set_defaults(func=run)
 
 
@@ -63,7 +65,8 @@ def run(args) -> int:
     opts = QaOptions(paths=args.paths, store=args.store, cfg=cfg, workers=args.workers, threads=args.threads,
                      defaults=defaults, pattern=args.name_pattern, table=table, agent_channel=args.agent_channel,
                      customer_channel=args.customer_channel, retry_bad=args.retry_bad,
-                     progress=False if args.no_progress else None, limit=args.limit)
+                     progress=False if args.no_progress else None, limit=args.limit,
+                     recycle=args.recycle)
     # Ctrl-C and a service stop end the run cleanly (calls in flight are done again next time),
     # also when a shell started it in the background with SIGINT ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)

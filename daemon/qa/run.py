@@ -36,6 +36,7 @@ class QaOptions:
     retry_bad: bool = False
     progress: bool | None = None               # None: a bar when stderr is a terminal, else a line per call
     limit: int | None = None                   # at most this many recordings this run
+    recycle: int | None = None                 # a worker is replaced (model loaded again) after this many calls
 
 
 @dataclass
@@ -157,7 +158,7 @@ def run_qa(opts: QaOptions, on_result: Callable[[dict[str, Any]], None] | None =
         # the recogniser's threads per worker; the rest of the native libraries single-threaded
         os.environ.setdefault("OMP_NUM_THREADS", str(out.threads))
         ctx = mp.get_context("spawn")
-        pool = ctx.Pool(out.workers, initializer=_init, initargs=(cfg, out.threads))
+        pool = ctx.Pool(out.workers, initializer=_init, initargs=(cfg, out.threads), maxtasksperchild=opts.recycle)
         t0 = time.monotonic()
         try:
             with ui:
