@@ -68,3 +68,34 @@ def test_bundled_demo_calls(tmp_path):
 def test_detectors_on_a_large_corpus(tmp_path):
     wavs = corpus(tmp_path, range(100, 115))
     check(replay_and_score(wavs, tmp_path), min_events=20)
+
+
+@pytest.mark.slow
+def test_agitation_from_the_first_word_by_kind_of_call(tmp_path):
+    """Agitation on fresh calls, broken down: each language and rate, and the kinds of call
+    issue 14 added (agitated from the first word, through the first minute, only at the
+    end) against calls that open calmly, whose voices may be loud, high or fast."""
+    import json
+    import re
+
+    from callcue.daemon.eval.score_alerts import ScoreReport, load_alerts, load_truth, score_call
+
+    wavs = corpus(tmp_path, range(200, 210))
+    replay_and_score(wavs, tmp_path)
+    groups: dict[str, ScoreReport] = {}
+    for wav in wavs:
+        labels = tmp_path / (wav.stem + ".labels.json")
+        mood = re.search(r"mood (\w+)", json.loads(labels.read_text())["title"]).group(1)
+        lang, rate = wav.stem.split("-")[0], wav.stem.split("-")[-1]
+        truth = [e for e in load_truth(labels) if e.kind == "agitation"]
+        found = [e for e in load_alerts(tmp_path / (wav.stem + ".events.jsonl")) if e.kind == "agitation"]
+        for key in (f"{lang} {rate}", "agitated from the first word" if mood in ("angry_open", "angry_long")
+                    else "calm opening" if mood == "calm_open" else "agitated at the end"):
+            score_call(wav.stem, truth, found, groups.setdefault(key, ScoreReport(tolerance=1.0)))
+    text = "\n".join(f"{k}: {format_report(r).splitlines()[5]}" for k, r in sorted(groups.items()))
+    print(text)
+    assert len(groups) == 7, text
+    for key, rep in groups.items():
+        k = rep.kinds["agitation"]
+        assert k.tp + k.fn >= 5, f"too few agitated turns for {key}:\n{text}"
+        assert k.recall >= 0.85 and k.precision >= 0.85, f"{key}:\n{text}"
