@@ -426,7 +426,7 @@ class Daemon:
     def _prepare_data_dir(self) -> None:
         """Before anything slow: a data_dir that cannot be written stops start-up with a
         message, and every file the daemon writes from here on is 0600 (directories 0700)."""
-        os.umask(0o077)
+        self._umask = os.umask(0o077)     # given back at stop (a test runs daemons in its own process)
         d = self.data_dir
         try:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -543,6 +543,8 @@ class Daemon:
             self.store.close()
         if self.broker:
             self.broker.stop()
+        if getattr(self, "_umask", None) is not None:
+            os.umask(self._umask)
         if self.asr is not None:
             self.asr.shutdown()  # the models and every channel's VAD/stream, before the interpreter's teardown
 

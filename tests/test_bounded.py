@@ -334,7 +334,8 @@ def test_the_store_files_are_private(tmp_path):
 
 def test_private_modes_tightens_an_old_data_dir(tmp_path):
     from callcue.daemon.app import private_modes
-    (tmp_path / "sub").mkdir(mode=0o755)
+    (tmp_path / "sub").mkdir()
+    os.chmod(tmp_path / "sub", 0o755)
     (tmp_path / "outbox.sqlite3").write_bytes(b"")
     os.chmod(tmp_path / "outbox.sqlite3", 0o644)
     (tmp_path / "sub" / "f").write_bytes(b"")
