@@ -20,6 +20,8 @@ def add_parser(sub) -> None:
                    help="--audio: English voices (auto: Piper when installed, else espeak-ng)")
     p.add_argument("--cache", type=Path, default=None, help="--audio: where renders are kept (default .cache/aftercall_audio)")
     p.add_argument("--asr-model", default="whisper-tiny.en", help="--audio: speech model (default %(default)s)")
+    p.add_argument("--live-only", action="store_true",
+                   help="--audio: the live finals only (the call record's second pass off), to score both ways")
     p.add_argument("--notes", action="store_true", help="list every miss and false fill")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=run)
@@ -33,4 +35,4 @@ def run(args) -> int:
     from ..eval.aftercall_audio import DEFAULT_CACHE, main_audio
     rates = [8000, 16000] if args.rate == "both" else [int(args.rate)]
     return main_audio(list(args.calls), rates, args.cache or DEFAULT_CACHE, args.voices, args.notes, args.json,
-                      args.asr_model)
+                      args.asr_model, record=not args.live_only)

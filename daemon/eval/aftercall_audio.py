@@ -59,13 +59,13 @@ def render_cached(script_path: Path, rate: int, cache: Path, voices: str = "auto
 class Replayer:
     """The live pipeline for many calls: one recogniser, one assist engine."""
 
-    def __init__(self, asr_model: str = "whisper-tiny.en", content: Path | None = None):
+    def __init__(self, asr_model: str = "whisper-tiny.en", content: Path | None = None, record: bool = True):
         from ..assist.setup import build_assist
         from ..asr.setup import build_engine
         from ..config import AsrConfig, default_config
 
         cfg = default_config()
-        cfg = cfg.model_copy(update={"asr": AsrConfig(model=asr_model)})
+        cfg = cfg.model_copy(update={"asr": AsrConfig(model=asr_model, record=record)})
         if content is not None:
             cfg = cfg.model_copy(update={"assist": cfg.assist.model_copy(update={"content": content})})
         self.cfg = cfg
@@ -131,12 +131,12 @@ def english_calls() -> list[Path]:
 
 
 def score_audio(calls: list[Path], rates: list[int], cache: Path = DEFAULT_CACHE, voices: str = "auto",
-                asr_model: str = "whisper-tiny.en", log=print) -> dict[int, Score]:
+                asr_model: str = "whisper-tiny.en", log=print, record: bool = True) -> dict[int, Score]:
     from .aftercall_score import build_content
     from .synth.script import load_script
 
     content = build_content()
-    rep = Replayer(asr_model)
+    rep = Replayer(asr_model, record=record)
     out: dict[int, Score] = {}
     for rate in rates:
         score = Score()
@@ -174,11 +174,12 @@ def report(name: str, score: Score, notes: bool) -> dict[str, Any]:
 
 
 def main_audio(calls: list[Path], rates: list[int], cache: Path, voices: str, notes: bool, as_json: bool,
-               asr_model: str = "whisper-tiny.en") -> int:
+               asr_model: str = "whisper-tiny.en", record: bool = True) -> int:
     calls = calls or english_calls()
     print(f"rendering and replaying {len(calls)} call(s) at {', '.join(f'{r // 1000} kHz' for r in rates)} "
-          f"({asr_model})")
-    scores = score_audio(calls, rates, cache, voices, asr_model, log=(lambda *_: None) if as_json else print)
+          f"({asr_model}, {'live finals + the call record' if record else 'live finals only'})")
+    scores = score_audio(calls, rates, cache, voices, asr_model, log=(lambda *_: None) if as_json else print,
+                         record=record)
     figs = {}
     for rate, s in scores.items():
         figs[f"audio_{rate // 1000}k"] = report(f"audio {rate // 1000} kHz", s, notes) if not as_json \
