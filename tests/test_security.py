@@ -492,8 +492,9 @@ lines:
                                        "--username", "supervisor-s1-f1", "--site", SITE, "--floor", FLOOR,
                                        "--box", BOX], env=env, capture_output=True, text=True, timeout=60)
         assert st.returncode == 0, st.stdout + st.stderr
-        for word in ("box nuc1", "online", "lines (", "queue frames", "dropped frames", "outbox", "ASR final latency",
-                     "1 refused (role)", "errors"):
+        for word in ("box nuc1", "online", "lines (", "queue frames", "dropped", "outbox", "ASR final latency",
+                     "1 refused (role)", "0 reused call ids", "0 dropped (line queue full)", "RSS ", "ASR channels",
+                     "errors"):
             assert word in st.stdout, (word, st.stdout)
         # and on the box, from the site file (as box-nuc1, which may read its own box topics)
         st = subprocess.run(CALLCUE + ["status", "--config", str(site), "--json"], capture_output=True, text=True,
@@ -730,11 +731,15 @@ def test_bridge_carries_a_floors_alerts_to_central_through_a_cut(tmp_path, peers
 HEALTH = {
     "load": [0.5, 0.4, 0.3], "uptime_s": 3725.0, "lines_up": 1,
     "lines": {"1": {"status": "in_call", "up": True, "queue_frames": 3, "dropped_frames": 0, "results_dropped": 0,
-                    "analysis_rtf": 0.02},
+                    "commands_dropped": 0, "aftercall_ms_max": 11.5, "aftercall_errors": 0, "analysis_rtf": 0.02},
               "2": {"status": "down", "up": False, "queue_frames": 0, "dropped_frames": 17, "results_dropped": 0,
-                    "analysis_rtf": None}},
+                    "commands_dropped": 6, "aftercall_ms_max": None, "aftercall_errors": 1, "analysis_rtf": None}},
     "frames_dropped": 17, "asr_rtf": 0.15,
-    "asr": {"channels": 2, "queue_chunks": 4, "pending_utterances": 1, "rtf": 0.15, "dropped_s": 0.0, "errors": 0},
+    "asr": {"channels": 2, "open_channels": 2, "refused_channels": 3, "dropped_utterances": 0, "record_decodes": 9,
+            "queue_chunks": 4, "pending_utterances": 1, "rtf": 0.15, "dropped_s": 0.0, "errors": 0},
+    "rss_mb": 1432.5, "reused_call_ids": 1, "commands_dropped": 6,
+    "records": {"corrections": 2, "rejected": 1, "queries": 5, "dropped": 0, "connected": True, "answered": 5,
+                "refused": 1},
     "final_latency_s": {"p50": 0.61, "p95": 1.4, "n": 88},
     "bus": {"connected": True, "outbox_depth": 2, "inflight": 1, "published": 4000, "dropped_qos0": 0,
             "outbox_dropped": 0, "reconnects": 1, "connect_failures": 3, "handler_errors": 0},
@@ -764,7 +769,10 @@ def test_status_prints_the_retained_health_as_tables(tmp_path, peers):
         out_text = r.stdout
         for needle in ("box nuc1", "s1/f1", "online", "up 1h 02m", "lines (1 of 2 up)", "in_call", "down",
                        "17", "2 waiting, 1 in flight, 0 dropped (full)", "reconnects 1", "rtf 0.15",
-                       "p50 0.61 s, p95 1.4 s (n 88)", "4 rejected (malformed), 2 refused (role)"):
+                       "p50 0.61 s, p95 1.4 s (n 88)", "4 rejected (malformed), 2 refused (role)",
+                       "1 reused call ids, 6 dropped (line queue full)", "RSS 1432.5 MB", "11.5 ms", "1 failed",
+                       "3 refused (cap)", "9 record turns decoded",
+                       "2 ticket corrections, 1 rejected, 5 look-backs (1 refused), 0 dropped"):
             assert needle in out_text, (needle, out_text)
         # every box the user may read, without naming one; JSON for scripts
         r = status("--json")

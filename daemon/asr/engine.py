@@ -106,6 +106,7 @@ class AsrEngine:
         self.busy_decodes = 0          # offline Whisper: utterances decoded with the short padding
         self.repeats_trimmed = 0       # offline Whisper: finals that said their own words again (repeats.py)
         self.cap_retries = 0           # offline Whisper: utterances decoded again past sherpa-onnx's token cap
+        self.record_decodes = 0        # offline: turns decoded whole for the call record (asr.record)
         self.errors = 0
         self.dropped_utterances = 0    # offline: cut but never decoded, the engine that far behind (asr.max_pending_utterances)
         # channels refused by the caps (asr.max_channels, asr.max_channels_per_line), by line
@@ -307,7 +308,7 @@ class AsrEngine:
                 "mean_batch": round(self.decoded_streams / self.decode_calls, 2) if self.decode_calls else None,
                 "errors": self.errors, "busy_decodes": self.busy_decodes,
                 "repeats_trimmed": self.repeats_trimmed, "cap_retries": self.cap_retries,
-                "record_decodes": getattr(self, "record_decodes", 0)}
+                "record_decodes": self.record_decodes}
 
     # ---- backend specifics ----
     def _open(self, line, speaker, call_id, sample_rate) -> Channel:

@@ -112,7 +112,6 @@ class OfflineEngine(AsrEngine):
         self.rec_record = None
         if self.is_whisper and cfg.record:
             self.rec_record = self._loaded(lambda: self._whisper(self.cfg.whisper_tail_s, record_model or model))
-        self.record_decodes = 0
         self.record_name = (record_model or model).name
         # a multilingual record model hears each call in its own language (the IVR context's):
         # sherpa-onnx fixes a Whisper's language per recogniser, so one per language, made

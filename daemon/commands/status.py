@@ -194,17 +194,25 @@ def render(key: tuple[str, str, str], entry: dict[str, Any], console) -> bool:
     lines = h.get("lines") or {}
     t = Table(title=f"lines ({h.get('lines_up', 0)} of {len(lines)} up)", title_justify="left", expand=False)
     for col, just in (("line", "left"), ("status", "left"), ("capture", "left"), ("queue frames", "right"),
-                      ("dropped frames", "right"), ("ASR results dropped", "right"), ("analysis rtf", "right")):
+                      ("dropped frames", "right"), ("ASR results dropped", "right"), ("commands dropped", "right"),
+                      ("after-call", "right"), ("analysis rtf", "right")):
         t.add_column(col, justify=just)
+
+    def count(ln: dict, key: str) -> Text:        # a non-zero loss or error count shows red
+        return Text(_n(ln.get(key)), style="red" if ln.get(key) else "")
+
+    def aftercall(ln: dict) -> Text:              # the slowest call end's after-call work, and its failures
+        errors = ln.get("aftercall_errors")
+        return Text(_n(ln.get("aftercall_ms_max"), "{} ms") + (f", {errors} failed" if errors else ""),
+                    style="red" if errors else "")
+
     for lid, ln in sorted(lines.items()):
         st = ln.get("status") or "-"
         t.add_row(lid, Text(st, style={"in_call": "green", "down": "red"}.get(st, "")),
                   Text("up", style="green") if ln.get("up") else Text("down", style="red") if ln.get("up") is False
                   else Text("-"),
-                  _n(ln.get("queue_frames")),
-                  Text(_n(ln.get("dropped_frames")), style="red" if ln.get("dropped_frames") else ""),
-                  Text(_n(ln.get("results_dropped")), style="red" if ln.get("results_dropped") else ""),
-                  _n(ln.get("analysis_rtf")))
+                  _n(ln.get("queue_frames")), count(ln, "dropped_frames"), count(ln, "results_dropped"),
+                  count(ln, "commands_dropped"), aftercall(ln), _n(ln.get("analysis_rtf")))
     console.print(t)
 
     bus = h.get("bus") or {}
@@ -213,6 +221,7 @@ def render(key: tuple[str, str, str], entry: dict[str, Any], console) -> bool:
     assist = h.get("assist") or {}
     rows = [
         ("frames dropped", _n(h.get("frames_dropped")), bool(h.get("frames_dropped"))),
+        ("memory", f"RSS {_n(h.get('rss_mb'), '{} MB')}", False),
         ("broker", "connected" if bus.get("connected") else "disconnected", not bus.get("connected")),
         ("outbox", f"{_n(bus.get('outbox_depth'))} waiting, {_n(bus.get('inflight'))} in flight, "
                    f"{_n(bus.get('outbox_dropped'))} dropped (full)", bool(bus.get("outbox_dropped"))),
@@ -223,6 +232,10 @@ def render(key: tuple[str, str, str], entry: dict[str, Any], console) -> bool:
         rows += [("ASR", f"rtf {_n(h.get('asr_rtf'))}, {_n(asr.get('channels'))} channels, queue "
                          f"{_n(asr.get('queue_chunks'))} chunks, {_n(asr.get('pending_utterances'))} utterances waiting, "
                          f"{_n(asr.get('dropped_s'))} s dropped", bool(asr.get("dropped_s"))),
+                 ("ASR channels", f"{_n(asr.get('open_channels'))} open, {_n(asr.get('refused_channels'))} refused "
+                                  f"(cap), {_n(asr.get('dropped_utterances'))} utterances dropped, "
+                                  f"{_n(asr.get('record_decodes'))} record turns decoded",
+                  bool(asr.get("refused_channels") or asr.get("dropped_utterances"))),
                  ("ASR final latency", f"p50 {_n(lat.get('p50'), '{} s')}, p95 {_n(lat.get('p95'), '{} s')} "
                                        f"(n {_n(lat.get('n'))})" if lat else "-", False)]
     else:
@@ -233,11 +246,18 @@ def render(key: tuple[str, str, str], entry: dict[str, Any], console) -> bool:
                      bool(assist.get("pack_error"))))
     rows += [
         ("commands", f"{_n(h.get('rejected_commands'))} rejected (malformed), "
-                     f"{_n(h.get('refused_commands', 0))} refused (role)", False),
+                     f"{_n(h.get('refused_commands'))} refused (role), {_n(h.get('reused_call_ids'))} reused call "
+                     f"ids, {_n(h.get('commands_dropped'))} dropped (line queue full)",
+         bool(h.get("commands_dropped"))),
         ("errors", f"{_n(h.get('errors'))}" + (f", ASR {asr.get('errors')}" if asr.get("errors") else "") +
                    (f", bus handlers {bus.get('handler_errors')}" if bus.get("handler_errors") else ""),
          bool(h.get("errors") or asr.get("errors") or bus.get("handler_errors"))),
     ]
+    rec = h.get("records") or {}
+    if rec:
+        rows.append(("records", f"{_n(rec.get('corrections'))} ticket corrections, {_n(rec.get('rejected'))} "
+                                f"rejected, {_n(rec.get('queries'))} look-backs ({_n(rec.get('refused'))} refused), "
+                                f"{_n(rec.get('dropped'))} dropped", bool(rec.get("dropped"))))
     b = Table(show_header=False, box=None, padding=(0, 2))
     b.add_column(style="bold")
     b.add_column()
