@@ -93,7 +93,8 @@ class LineWorker:
         self.analyzer = LineAnalyzer(line, app.cfg.calls, detectors,
                                      on_call_start=self._call_started, on_call_end=self._call_ended,
                                      asr=app.asr, assist=app.assist.engine, redact=app.assist.redact,
-                                     aftercall=app.cfg.aftercall, mask_char=app.cfg.assist.redaction.mask)
+                                     aftercall=app.cfg.aftercall, mask_char=app.cfg.assist.redaction.mask,
+                                     box=app.cfg.box)
         self.busy_s = 0.0          # analysis time, for the real-time factor in health
         self.audio_s = 0.0
         self.control_dropped = 0   # commands (and capture status) lost to a full control queue

@@ -91,8 +91,10 @@ class LineAnalyzer:
                  on_call_start: Callable[[Call], None] | None = None,
                  on_call_end: Callable[[Call, str, float], None] | None = None,
                  asr=None, assist=None, redact: Callable[[str], str] | None = None,
-                 aftercall=None, mask_char: str = "*", today: Callable[[], date] = date.today):
+                 aftercall=None, mask_char: str = "*", today: Callable[[], date] = date.today,
+                 box: str | None = None):
         self.cfg = line
+        self.box = box                  # this box's id: the summary's `call` says which box took the call
         self.aftercall = aftercall      # config.AfterCallConfig, or None: the defaults
         self.mask_char = mask_char      # assist.redaction.mask: masks personal ticket values when asked
         self.today = today              # the site's local date (replay: the call's own)
@@ -196,8 +198,8 @@ class LineAnalyzer:
             if m.output == "summary" and isinstance(m.payload, dict):
                 started = datetime.fromisoformat(call.started).astimezone()   # the box's local clock
                 m.payload["call"] = {
-                    "agent": call.agent or None, "team": self.cfg.team, "started": started.isoformat(timespec="seconds"),
-                    "duration_s": round(length, 2),
+                    "agent": call.agent or None, "team": self.cfg.team, "box": self.box,
+                    "started": started.isoformat(timespec="seconds"), "duration_s": round(length, 2),
                     "alerts": [{k: a.get(k) for k in ("kind", "speaker", "severity", "t_start", "t_end")}
                                for a in call.alert_log]}
         return msgs

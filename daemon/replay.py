@@ -106,7 +106,7 @@ def run_replay(wav: Path, cfg: SiteConfig, line: LineConfig, sink, call_id: str 
     analyzer = LineAnalyzer(line, cfg.calls.model_copy(update={"auto": False}), Detectors(cfg.detectors, sr),
                             asr=engine, assist=assist.engine, redact=assist.redact, aftercall=cfg.aftercall,
                             mask_char=cfg.assist.redaction.mask,
-                            today=(lambda: call_date) if call_date is not None else date.today)
+                            today=(lambda: call_date) if call_date is not None else date.today, box=cfg.box)
     if store is not None:
         outer = sink
 

@@ -88,19 +88,19 @@ def stored(store: Path) -> list[tuple]:
         return []
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return con.execute("SELECT call_id, site, floor, line, agent FROM calls").fetchall()
+        return con.execute("SELECT call_id, site, floor, line, agent, box FROM calls").fetchall()
     except sqlite3.OperationalError:
         return []
     finally:
         con.close()
 
 
-def summary_msg(line: str, call_id: str, agent: str) -> contract.Message:
+def summary_msg(line: str, call_id: str, agent: str, box: str) -> contract.Message:
     payload = {"call_id": call_id, "summary": f"call {call_id}", "ticket": None, "call_type": "Billing",
                "scorecard": {"form": "insurance-qa", "score": 85.0, "passed": True, "items": [],
                              "figures": {"duration_s": 90.0, "talk_listen_ratio": 1.2}, "flow": None},
                "ts": contract.now_iso(),
-               "call": {"agent": agent, "team": "t1", "started": "2026-03-10T10:00:00", "duration_s": 90.0,
+               "call": {"agent": agent, "team": "t1", "box": box, "started": "2026-03-10T10:00:00", "duration_s": 90.0,
                         "alerts": [{"kind": "talk_over", "speaker": "agent", "severity": "warning", "t_start": 3.0,
                                     "t_end": 4.2}]}}
     return contract.Message(f"line/{line}/summary", payload, qos=1, output="summary")
@@ -145,7 +145,7 @@ def test_collect_gets_every_floors_summaries_through_restarts(tmp_path):
         for (cfg, _, _, _), bus in zip(floors, buses):
             for i in range(k):
                 cid = f"{cfg.floor}-{uuid.uuid4().hex[:8]}"
-                bus.publish(summary_msg(str(1 + i % 2), cid, f"agent-{cfg.floor}-{i % 3}"))
+                bus.publish(summary_msg(str(1 + i % 2), cid, f"agent-{cfg.floor}-{i % 3}", cfg.box))
                 sent.append(cid)
 
     def all_stored():
@@ -196,6 +196,8 @@ def test_collect_gets_every_floors_summaries_through_restarts(tmp_path):
     rows = stored(store)
     assert len(rows) == len(sent) == 28                        # each call once
     assert {(r[1], r[2]) for r in rows} == {("hq", "f1"), ("hq", "f2")}
+    # each summary filed under the box that sent it (the box id rides in the summary's call block)
+    assert {(r[2], r[5]) for r in rows} == {("f1", "nuc1"), ("f2", "nuc2")}
     # the report over the central store covers both floors
     out = tmp_path / "report.html"
     subprocess.run([*CALLCUE, "report", "--store", str(store), "-o", str(out), "--csv", str(tmp_path / "csv")],
@@ -203,4 +205,7 @@ def test_collect_gets_every_floors_summaries_through_restarts(tmp_path):
     with open(tmp_path / "csv" / "headline.csv", newline="") as f:
         head = {r["figure"]: r["value"] for r in csv.DictReader(f)}
     assert int(head["calls"]) == 28 and int(head["floors"]) == 2
+    with open(tmp_path / "csv" / "floors.csv", newline="") as f:
+        per_box = {(r["floor"], r["box"]): int(r["calls"]) for r in csv.DictReader(f)}
+    assert per_box == {("f1", "nuc1"): 14, ("f2", "nuc2"): 14}
     assert "agent-f1-0" in out.read_text() and "agent-f2-0" in out.read_text()

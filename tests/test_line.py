@@ -121,3 +121,23 @@ def test_each_message_says_whether_it_is_published_stored_or_both(tmp_path):
         assert m.subtopic == f"line/7/{m.output}"      # the output named is the topic it goes to
         if m.output == "suggestion":
             assert m.route == Route.BOTH
+
+
+def test_the_summary_says_which_box_took_the_call(tmp_path):
+    """`callcue collect` files a summary under its box: the topic names site, floor and line
+    only, so the summary's `call` block carries the box id (the daemon's `box`)."""
+    from callcue.daemon.assist.content import load_content
+    from callcue.daemon.assist.engine import AssistEngine
+    from callcue.daemon.config import AssistConfig
+    from callcue.daemon.warehouse.records import rows_from_summary
+
+    content = load_content(write_pack(tmp_path / "pack"), None, grace_s=2.0, knowledge=False)
+    engine = AssistEngine(content, AssistConfig(), None, "whisper-tiny.en", ("en",))
+    line = LineConfig(id="7", agent="Ann", team="claims", source=SourceConfig(wav="x.wav"))
+    for box in ("nuc-3", None):
+        an = LineAnalyzer(line, CallsConfig(min_call_s=0), Detectors(DetectorConfig(), SR), assist=engine, box=box)
+        msgs = an.start_call(0.0, "cmd", call_id=f"c-{box}") + an.end_call().messages + an.flush()
+        [summary] = [m.payload for m in msgs if m.output == "summary"]
+        assert summary["call"]["box"] == box and summary["call"]["team"] == "claims"
+        # what the central store makes of it
+        assert rows_from_summary(summary, site="hq", floor="f1", line="7").call["box"] == box

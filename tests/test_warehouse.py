@@ -216,6 +216,14 @@ def test_the_report_figures_match_a_count_of_the_summaries(tmp_path):
     for p, *_ in inside:
         per_day[p["call"]["started"][:10]] += 1
     assert {r["day"]: int(r["calls"]) for r in read_csv(tmp_path / "csv" / "days.csv")} == per_day
+    # floors and boxes: calls and agents per (site, floor, box)
+    box_calls, box_agents = defaultdict(int), defaultdict(set)
+    for p, site, floor, _ in inside:
+        box_calls[(site, floor, p["call"]["box"])] += 1
+        box_agents[(site, floor, p["call"]["box"])].add(p["call"]["agent"])
+    got = {(r["site"], r["floor"], r["box"]): (int(r["calls"]), int(r["agents"]))
+           for r in read_csv(tmp_path / "csv" / "floors.csv")}
+    assert got == {k: (n, len(box_agents[k])) for k, n in box_calls.items()} and len(got) == 4
     dist = read_csv(tmp_path / "csv" / "qa_distribution_by_team.csv")
     assert sum(int(v) for r in dist for k, v in r.items() if k != "team") == len(inside)
 

@@ -44,6 +44,18 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
                  day_to: str | None = None, csv_dir: Path | None = None, calls_per_agent: int = 20,
                  max_calls: int = 3000) -> dict[str, Any]:
     db = q.open_sources(stores, day_from, day_to)
+    # every big aggregation starts now, in parallel; each section waits for its own
+    par = q.Parallel(stores, day_from, day_to, {
+        "groups": q.groups, "days": q.days, "issues": q.issues, "steps": q.missed_steps,
+        "alerts": q.alerts_by_agent, "offers": q.offers_by_agent})
+    try:
+        return _build(db, par, stores, out, lang, day_from, day_to, csv_dir, calls_per_agent, max_calls)
+    finally:
+        par.close()
+        db.close()
+
+
+def _build(db, par, stores, out, lang, day_from, day_to, csv_dir, calls_per_agent, max_calls) -> dict[str, Any]:
     charts = Charts()
     csv_tables: list[q.Table] = []
     L = lambda k: t(k, lang)          # noqa: E731
@@ -55,12 +67,12 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
         sections.append(f'<section id="{aid}"><h2>{esc(title)}</h2>{body}</section>')
 
     # ---- one pass over the calls; everything per team, agent, flow adds up from it ----
-    gs = q.groups(db)
+    gs = par.get("groups")
     tot = q.merge(gs, lambda g: 0).get(0)
     team_g = q.merge(gs, lambda g: g["team"])
     agent_g = q.merge(gs, lambda g: (g["team"], g["agent"]))
     flow_g = q.merge([g for g in gs if g["flow"] is not None], lambda g: g["flow"])
-    offer_rows = q.offers_by_agent(db)
+    offer_rows = par.get("offers")
     h = _figures(tot or {name: 0 for name, _ in q.SUMS})
     h.update(agents=len({g["agent"] for g in gs}), teams=len({g["team"] for g in gs}),
              floors=len({(g["site"], g["floor"]) for g in gs}), audio_s=tot["dur_sum"] if tot else None,
@@ -84,7 +96,7 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
         sections.append(f'<section><p>{esc(L("no_data"))}</p></section>')
 
     # ---- trends ----
-    days = q.days(db)
+    days = par.get("days")
     csv_tables.append(days)
     if days.rows:
         body = charts.trend([r[0] or "" for r in days.rows], [r[1] for r in days.rows], [r[2] for r in days.rows],
@@ -95,7 +107,7 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
         section("trends", L("trends"), body)
 
     # ---- issues ----
-    iss = q.issues(db)
+    iss = par.get("issues")
     csv_tables.append(iss)
 
     def issue_label(kind: str, issue: str) -> str:
@@ -120,7 +132,7 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     agent_fig = {k: _figures(g) for k, g in sorted(agent_g.items(), key=lambda x: (x[0][0] or "", x[0][1] or ""))}
     team_alerts = defaultdict(dict)
     agent_alerts = defaultdict(dict)
-    for team, agent, kind, n in q.alerts_by_agent(db):
+    for team, agent, kind, n in par.get("alerts"):
         agent_alerts[(team, agent)][kind] = n
         team_alerts[team][kind] = team_alerts[team].get(kind, 0) + n
     kinds = sorted({k for d in team_alerts.values() for k in d})
@@ -174,7 +186,7 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
     fl = q.Table("flow_completion", ["flow", "calls", "completion", "complete_calls"],
                  sorted(((f, g["calls"], _div(g["flow_sum"], g["flow_n"]), g["flow_full"]) for f, g in flow_g.items()),
                         key=lambda r: (-r[1], r[0])))
-    ms = q.missed_steps(db)
+    ms = par.get("steps")
     csv_tables += [fl, ms]
     body = ""
     if fl.rows:
@@ -241,6 +253,20 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
                   ag, tid="t-agitation")
     section("agitation", L("agitation"), body)
 
+    # ---- floors and boxes: which floor (and which box on it) the calls came from ----
+    floor_g = q.merge(gs, lambda g: (g["site"], g["floor"], g["box"]))
+    floor_agents: dict[tuple, set] = defaultdict(set)
+    for g in gs:
+        floor_agents[(g["site"], g["floor"], g["box"])].add((g["team"], g["agent"]))
+    fl_rows = [(_name(st, lang), _name(fl, lang), _name(bx, lang), len(floor_agents[(st, fl, bx)]),
+                *[f[c] for c, _ in FIG_COLS])
+               for (st, fl, bx), f in sorted(((k, _figures(g)) for k, g in floor_g.items()),
+                                             key=lambda x: tuple(v or "" for v in x[0]))]
+    csv_tables.append(q.Table("floors", ["site", "floor", "box", "agents"] + [c for c, _ in FIG_COLS], fl_rows))
+    body = table([(L("site"), "t"), (L("floor"), "t"), (L("box"), "t"), (L("agents"), "int")] +
+                 [(L(FIG_LABELS[c]), k) for c, k in FIG_COLS], fl_rows, tid="t-floors")
+    section("floors", L("floors_section"), body if fl_rows else f"<p>{esc(L('no_data'))}</p>")
+
     # ---- agents, their calls, each call ----
     n_agents = max(1, len(agent_fig))
     per_agent = max(3, min(calls_per_agent, max_calls // n_agents))
@@ -277,7 +303,8 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
         c = d["call"]
         back = anchor("agent", _name(c["team"], lang), _name(c["agent"], lang))
         facts = [(L("agent"), _name(c["agent"], lang)), (L("team"), _name(c["team"], lang)),
-                 (L("site_floor"), f'{c["site"] or "–"} / {c["floor"] or "–"}'), (L("line"), c["line"] or "–"),
+                 (L("site_floor"), f'{c["site"] or "–"} / {c["floor"] or "–"} / {c["box"] or "–"}'),
+                 (L("line"), c["line"] or "–"),
                  (L("started"), c["started"] or "–"), (L("duration"), fmt(c["duration_s"], "min")),
                  (L("lang"), c["lang"] or "–"), (L("call_type"), c["call_type"] or "–"),
                  (L("score"), fmt(c["qa_score"], "f1")), (L("talk_ratio"), fmt(c["talk_ratio"], "f2")),
@@ -327,6 +354,5 @@ def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str 
                 w = csv.writer(f)
                 w.writerow(tb.headers)
                 w.writerows(tb.rows)
-    db.close()
     return {"calls": h["calls"], "bytes": len(doc.encode()), "charts": charts.n, "details": len(parts),
             "csv": [tb.name for tb in csv_tables] if csv_dir is not None else []}

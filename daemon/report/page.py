@@ -92,10 +92,16 @@ def table(cols: Sequence[Col], rows: Sequence[Sequence[Any]], *, links: dict[int
     for r in rows:
         cells = []
         for i, ((_, k), v) in enumerate(zip(cols, r)):
-            shown = esc(v if k == "t" else fmt(v, k)) if not (k == "t" and v is None) else "–"
+            # figures need no escaping (digits, signs, '.', ',', ':', '%', '–'): only text is escaped
+            if k == "t":
+                shown = "–" if v is None else esc(v)
+                key = esc(raw(v))
+            else:
+                shown = fmt(v, k)
+                key = raw(v) if v is None or isinstance(v, (int, float)) else esc(raw(v))
             if i in links:
                 shown = f'<a href="#{links[i](r)}">{shown}</a>'
-            cells.append(f'<td class="{"t" if k == "t" else ""}" data-v="{esc(raw(v))}">{shown}</td>')
+            cells.append(f'<td class="{"t" if k == "t" else ""}" data-v="{key}">{shown}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     t_ = f'<table class="sortable"{f" id={chr(34)}{tid}{chr(34)}" if tid else ""}><thead><tr>{head}</tr></thead>' \
          f'<tbody>{"".join(body)}</tbody></table>'

@@ -68,6 +68,37 @@ def open_sources(stores: list[Path], day_from: str | None = None, day_to: str | 
     return db
 
 
+class Parallel:
+    """The report's big aggregations run at once, each on its own connection (its own views
+    over the same stores), on a thread per core: SQLite gives up Python's lock while it scans,
+    so two scans use two cores while the main thread draws charts and tables from the ones
+    already done. A database server runs concurrent queries the same way. Results are
+    aggregates (bounded by agents x kinds, not by calls)."""
+
+    def __init__(self, stores: list[Path], day_from: str | None, day_to: str | None,
+                 jobs: dict[str, Any], threads: int | None = None):
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._args = (stores, day_from, day_to)
+        self._pool = ThreadPoolExecutor(max(1, threads or os.cpu_count() or 1), thread_name_prefix="report-sql")
+        # submitted biggest first: the one pass over the calls starts at once
+        self._futures = {name: self._pool.submit(self._run, fn) for name, fn in jobs.items()}
+
+    def _run(self, fn):
+        db = open_sources(*self._args)
+        try:
+            return fn(db)
+        finally:
+            db.close()
+
+    def get(self, name: str):
+        return self._futures[name].result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def rows(db: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tuple]:
     return db.execute(sql, params).fetchall()
 
@@ -98,11 +129,11 @@ def _bucket_sums(column: str, buckets: list[tuple]) -> list[str]:
 
 BUCKETS = {"qa": ("qa_score", QA_BUCKETS), "handle": ("duration_s", HANDLE_BUCKETS),
            "ratio": ("talk_ratio", RATIO_BUCKETS), "dead": ("dead_air_share", SHARE_BUCKETS)}
-KEYS = ("site", "floor", "team", "agent", "flow")
+KEYS = ("site", "floor", "box", "team", "agent", "flow")
 
 
 def groups(db) -> list[dict[str, Any]]:
-    """One pass over the calls: per (site, floor, team, agent, flow) the sums and counts of
+    """One pass over the calls: per (site, floor, box, team, agent, flow) the sums and counts of
     every per-call figure and the distribution buckets; first and last day."""
     cols = [e for _, e in SUMS] + ["MIN(day)", "MAX(day)"]
     for name, (column, buckets) in BUCKETS.items():
