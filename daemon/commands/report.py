@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--calls-per-agent", type=int, default=20, help="calls listed (with details) per agent, lowest "
                    "QA score first (default 20; fewer when --max-calls would be passed)")
     p.add_argument("--max-calls", type=int, default=3000, help="call detail sections at most (default 3000)")
+    p.add_argument("--threads", type=int, default=0, help="aggregation queries run at once (default: one per core; "
+                   "1: one after the other)")
     p.set_defaults(func=run)
 
 
@@ -30,7 +32,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     try:
         res = build_report(args.store, args.out, args.lang, args.day_from, args.day_to, args.csv,
-                           args.calls_per_agent, args.max_calls)
+                           args.calls_per_agent, args.max_calls, threads=args.threads or None)
     except (StoreError, ValueError) as exc:
         print(f"callcue report: {exc}", file=sys.stderr)
         return 2

@@ -42,12 +42,13 @@ FIG_LABELS = {"calls": "calls", "avg_qa": "avg_qa", "pass_rate": "pass_rate", "a
 
 def build_report(stores: list[Path], out: Path, lang: str = "en", day_from: str | None = None,
                  day_to: str | None = None, csv_dir: Path | None = None, calls_per_agent: int = 20,
-                 max_calls: int = 3000) -> dict[str, Any]:
+                 max_calls: int = 3000, threads: int | None = None) -> dict[str, Any]:
+    """`threads`: aggregation queries at once (None: one per core)."""
     db = q.open_sources(stores, day_from, day_to)
     # every big aggregation starts now, in parallel; each section waits for its own
     par = q.Parallel(stores, day_from, day_to, {
         "groups": q.groups, "days": q.days, "issues": q.issues, "steps": q.missed_steps,
-        "alerts": q.alerts_by_agent, "offers": q.offers_by_agent})
+        "alerts": q.alerts_by_agent, "offers": q.offers_by_agent}, threads)
     try:
         return _build(db, par, stores, out, lang, day_from, day_to, csv_dir, calls_per_agent, max_calls)
     finally:
