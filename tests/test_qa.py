@@ -172,3 +172,46 @@ def test_a_recorded_call_with_speech_recognition_gets_its_scorecard(tmp_path):
     assert c[4] == "inbound-service-en" and c[5] > 0.5
     assert c[6] is not None and 0 <= c[6] <= 100 and c[7] is not None and c[9]
     assert db.execute("SELECT COUNT(*) FROM score_items").fetchone()[0] >= 5
+
+
+def _thread_env(_=None) -> dict:
+    import os
+
+    from callcue.daemon.qa.run import THREAD_ENV
+    return {k: os.environ.get(k) for k in THREAD_ENV + ("MALLOC_ARENA_MAX",)}
+
+
+def test_workers_are_spawned_with_their_share_of_the_cores(monkeypatch):
+    """Each worker's native thread pools (OpenMP, BLAS, Numba) are sized before it imports
+    anything: workers x threads = cores, not one pool thread per core in every worker.
+    The parent's environment is its own again once the pool is gone."""
+    import multiprocessing as mp
+    import os
+
+    from callcue.daemon.qa.run import THREAD_ENV, worker_env
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")           # the user's own setting, given back afterwards
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    with worker_env(1):
+        with mp.get_context("spawn").Pool(1) as pool:
+            child = pool.apply(_thread_env)
+    assert child == {**{k: "1" for k in THREAD_ENV}, "MALLOC_ARENA_MAX": "2"}
+    assert os.environ["OMP_NUM_THREADS"] == "8" and "NUMBA_NUM_THREADS" not in os.environ
+
+
+@pytest.mark.needs_models("minilm-l6-v2")
+def test_the_embedder_keeps_a_bounded_number_of_shapes(monkeypatch):
+    """OpenVINO's CPU plugin keeps kernels per input shape (5000 by default, ~1-2 MB each): a
+    worker encoding sentences of every length grew call after call. The cache is capped
+    (what the embedder asks OpenVINO for; the compiled model does not report it back)."""
+    import openvino
+
+    from callcue.daemon.assist.embed import RUNTIME_CACHE_SHAPES, Embedder
+
+    asked = []
+    compile_model = openvino.Core.compile_model
+    monkeypatch.setattr(openvino.Core, "compile_model",
+                        lambda self, net, device, config: asked.append(dict(config)) or compile_model(self, net, device, config))
+    e = Embedder.load("minilm-l6-v2", threads=1)
+    assert [c["CPU_RUNTIME_CACHE_CAPACITY"] for c in asked] == [RUNTIME_CACHE_SHAPES] and RUNTIME_CACHE_SHAPES == 64
+    assert e.encode(["the policy number", "my car was hit yesterday in the car park"]).shape == (2, e.dim)

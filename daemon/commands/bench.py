@@ -52,6 +52,8 @@ def add_parser(sub) -> None:
     pq.add_argument("--subset", type=int, default=20, help="calls of the 1-vs-2-worker comparison (default 20)")
     pq.add_argument("--phases", default="full,speedup,resume", help="which of full,speedup,resume to run")
     pq.add_argument("--interrupt-after", type=int, default=10, help="calls done before the SIGINT (default 10)")
+    pq.add_argument("--rounds", type=int, default=3, help="alternating 1-worker/2-worker rounds of the speedup "
+                                                         "(the median ratio is printed; default 3)")
     pq.set_defaults(func=_qa)
 
     pr = bsub.add_parser("report", help="callcue report over N generated call summaries: time and peak memory")
@@ -120,7 +122,7 @@ def _tui(a) -> int:
 
 def _qa(a) -> int:
     from ..bench.qa import main
-    return main(a.corpus, a.calls, a.workdir, a.subset, a.phases, a.interrupt_after)
+    return main(a.corpus, a.calls, a.workdir, a.subset, a.phases, a.interrupt_after, a.rounds)
 
 
 def _report(a) -> int:

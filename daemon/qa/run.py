@@ -10,6 +10,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,11 +51,41 @@ class QaResult:
     audio_s: float = 0.0
     wall_s: float = 0.0
     first_result_s: float | None = None
+    ready_s: float | None = None               # the first worker's models loaded, after the pool's start
     interrupted: bool = False
     samples: list[dict[str, Any]] = field(default_factory=list)   # per call: t, pid, rss_kb, audio_s, elapsed_s
     parent_rss_kb: list[int] = field(default_factory=list)
     workers: int = 0
     threads: int = 0
+
+
+# every native thread pool a worker could start, sized before the worker imports anything:
+# OpenMP (onnxruntime's and OpenVINO's builds), OpenBLAS/MKL/Accelerate under NumPy, NumExpr,
+# Numba's threading layer. The recogniser's and the embedder's threads are set in code
+# (asr.num_threads, Embedder threads=1); without these a worker's NumPy alone would start
+# one BLAS thread per core, and 2 workers on 2 cores would fight over 4 spinning threads.
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+              "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+@contextmanager
+def worker_env(threads: int):
+    """The environment the pool's workers are spawned with (each worker's share of the cores),
+    for as long as the pool lives (a worker replaced by --recycle is spawned with it too); the
+    parent's own environment back afterwards."""
+    old = {k: os.environ.get(k) for k in THREAD_ENV + ("MALLOC_ARENA_MAX",)}
+    os.environ.update({k: str(threads) for k in THREAD_ENV})
+    # glibc: at most two malloc arenas per worker instead of eight per core, so memory a
+    # decode thread frees is found again by the next call (worker.release_memory)
+    os.environ["MALLOC_ARENA_MAX"] = "2"
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def plan(workers: int, threads: int) -> tuple[int, int]:
@@ -155,17 +186,20 @@ def run_qa(opts: QaOptions, on_result: Callable[[dict[str, Any]], None] | None =
         total_audio = sum(r.audio_s or 0.0 for r in todo)
         show = sys.stderr.isatty() if opts.progress is None else opts.progress
         ui = (_Bar if show else _Lines)(len(tasks), total_audio)
-        # the recogniser's threads per worker; the rest of the native libraries single-threaded
-        os.environ.setdefault("OMP_NUM_THREADS", str(out.threads))
         ctx = mp.get_context("spawn")
+        env = worker_env(out.threads)
+        env.__enter__()
         pool = ctx.Pool(out.workers, initializer=_init, initargs=(cfg, out.threads), maxtasksperchild=opts.recycle)
-        t0 = time.monotonic()
+        t0, t0_epoch = time.monotonic(), time.time()
         try:
             with ui:
                 for res in pool.imap_unordered(_process, tasks, chunksize=1):
                     now = time.monotonic() - t0
                     if out.first_result_s is None:
                         out.first_result_s = now
+                    if res.get("ready") is not None:
+                        ready = res["ready"] - t0_epoch
+                        out.ready_s = ready if out.ready_s is None else min(out.ready_s, ready)
                     if res["ok"]:
                         payload = res["payload"]
                         rows = rows_from_summary(payload, site=res["site"] or opts.defaults.site,
@@ -194,6 +228,7 @@ def run_qa(opts: QaOptions, on_result: Callable[[dict[str, Any]], None] | None =
             pool.terminate()
         finally:
             pool.join()
+            env.__exit__(None, None, None)
         out.wall_s = time.monotonic() - t0
     return out
 
