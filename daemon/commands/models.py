@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "transducer_build",
     "whisper_convert",
     "minilm_convert",
+    "production_shapes",
 ]
 
 
