@@ -22,7 +22,10 @@ Position: the customer's opening request counts most, then the agent's restateme
 words little. Then added: the IVR intent (what the customer chose before the call:
 strong), the flow branch (itself taken from the first intent phrase heard, or the agent's
 first step of a branch: weak), articles pushed and each type's branch steps done (the
-flow's and those found again in what was said, steps.py: weak).
+flow's and those found again in what was said, steps.py: weak), and a type's branch step
+the agent says it has done, in a clause that says so ("I've registered the claim", 已经
+给您登记报案了: AGENT_DID, about as strong as the opening request: what the agent did is
+what the call was, however the customer's story sounded).
 
 The decision is margin-aware: a call whose best type has too little evidence, or hardly
 more than the runner-up, is filed with the default (general) template and no call type,
@@ -41,7 +44,7 @@ import numpy as np
 
 from ..assist.match import Heard, PhraseSet
 from ..text import has_cjk
-from .extract import with_contractions, without_aspect
+from .extract import says_done_clauses, with_contractions, without_aspect
 from .forms import TicketTemplate, phrases_of
 from .ngrams import BACKGROUND, LATE, OPENING, Votes, share_out, terms
 from .record import CallRecord, Step
@@ -82,6 +85,7 @@ ARTICLE_PUSHED = 0.2        # per article pushed (at most 2 per type)
 STEP_DONE = 0.1             # per step of a type's branch done (the flow's, or found again in what was said) ...
 STEPS_MAX = 3               # ... at most this many per type
 
+AGENT_DID = 1.0             # the agent saying it has done a step of a type's branch ("I've opened the claim"), once per type
 MIN_EVIDENCE = 0.35         # less than this for the best type: no call type
 MIN_MARGIN = 0.12           # (best - runner-up) / best under this: no call type
 
@@ -293,6 +297,8 @@ class Classifier:
             if tid is not None and pushed[tid] < 2:
                 pushed[tid] += 1
                 score[self.col[tid]] += ARTICLE_PUSHED
+        for tid in self.agent_did(said, heard):
+            score[self.col[tid]] += AGENT_DID
         done: Counter = Counter()
         for sid in {st.id for st in steps}:
             tid = self.steps.get(sid)
@@ -300,6 +306,25 @@ class Classifier:
                 done[tid] += 1
                 score[self.col[tid]] += STEP_DONE
         return score, words
+
+    def agent_did(self, said: list, heard: Callable[[str], Heard] = Heard.of) -> set[str]:
+        """Types one of whose branch steps the agent says is done, in a clause that says so
+        ("I've opened the claim, your claim reference is ..." is a claim report's step done,
+        not a claim status's question for the reference; 已经给您登记报案了). What the agent
+        did is what the call was: this weighs about as much as the opening request."""
+        kw = self.respot.keywords
+        out: set[str] = set()
+        if kw is None:
+            return out
+        for u in said:
+            if u.speaker != "agent":
+                continue
+            for clause in says_done_clauses(u.text):
+                for f in kw.find(heard(clause)):
+                    tid = self.steps.get(f.item)
+                    if tid is not None:
+                        out.add(tid)
+        return out
 
     def classify(self, record: CallRecord, heard: Callable[[str], Heard] = Heard.of) -> CallType:
         if not self.types:

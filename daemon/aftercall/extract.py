@@ -36,11 +36,12 @@ CUE_FAR_UNITS = 16          # ... farther than this it does not count
 CJK_UNITS = 2.5             # Chinese counts characters: a word is about this many units
 PHRASE_WEIGHT = 0.55        # one phrase of an enum option heard: enough on its own
 ASKED_BACK = 2              # a question this many utterances back may ask for the value
+CORRECT_BACK = 3            # a correction fixes a value said at most this many utterances before
 READBACK_WINDOW = 4         # utterances either side where the other side's repeat confirms
 _COMMON_PREFIX = {"I", "A", "OK", "AND", "SO", "NO", "YES", "THE"}
 _CORRECTION = re.compile(r"(?<![a-z])(sorry|i mean|actually|correction|i meant|let me correct)(?![a-z])|不对|说错|应该是|更正|我是说",
                          re.I)
-_AFFIRM = re.compile(r"^\W*(yes|yeah|yep|correct|that'?s (right|correct|it)|right|exactly|对|是的|没错|对的|嗯|是)", re.I)
+_AFFIRM = re.compile(r"^\W*(?:(?:oh|ah|um|uhm|uh|er|erm|well|okay|ok|right)\W+)*(yes|yeah|yep|correct|that'?s (right|correct|it)|right|exactly|对|是的|没错|对的|嗯|是)", re.I)
 _JOINED = re.compile(r"\s*(and|but|so|then|she|he|they|it|并且|然后|他|她|他们)(?![a-z])", re.I)
 _SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]*")
 _CLAUSE = re.compile(r"[^,;，；]+[,;，；]*")
@@ -188,28 +189,34 @@ _NOT_DONE_EN = re.compile(r"\b(?:not|never|no longer|yet|cannot|can't|cant|unabl
                           r"before|will|would|should|could|might|may|need to|needs to|have to|has to|going to|want|"
                           r"wanted|like)\b|n't\b|\?\s*$|^\W*(?:has|have|had|is|are|was|were|did|do|does|can|could)\b")
 _DONE_ZH = re.compile(r"已(?:经)?[^，。！？,.!?；;]{0,12}?(?:了|好|完成|成功|生效|到账|通过)|"
-                      r"(?:办|改|弄|处理|设置|加|换|退|交|补|扣|登记|更新|安排|提交|修改|取消)好了|"
+                      r"(?:办|改|弄|处理|设置|加|换|退|交|补|扣|登记|更新|安排|提交|修改|取消|申请|录入|备注|调整|开通)好了|"
                       r"(?:扣款|支付|缴费|付款|交费|提交|办理|变更|批改|退保|注销|转账|开通|登记|更新|修改|退款)(?:已经)?成功|"
                       r"生效了")
 _NOT_DONE_ZH = re.compile(r"没|未|不|还要|需要|如果|等|[吗么呢？?]\s*$")
 
 
-def says_done(text: str) -> bool:
-    """The utterance says something is done (see _DONE_EN and _DONE_ZH)."""
+def says_done_clauses(text: str) -> list[str]:
+    """The clauses of the utterance that say something is done (see _DONE_EN and _DONE_ZH)."""
     t = text.replace("’", "'")
     zh = has_cjk(t)
-    for m in (_CLAUSE_ZH if zh else _CLAUSE).finditer(t):
+    out = []
+    for m in _CLAUSE_ZH.finditer(t):         # clauses of sentences: "I've registered the claim. Your claim number is"
         clause = m.group(0).strip()
         if not clause:
             continue
         if zh:
             if _DONE_ZH.search(clause) and not _NOT_DONE_ZH.search(clause):
-                return True
+                out.append(clause)
         else:
             low = clause.lower()
             if _DONE_EN.search(low) and not _NOT_DONE_EN.search(low):
-                return True
-    return False
+                out.append(clause)
+    return out
+
+
+def says_done(text: str) -> bool:
+    """The utterance says something is done (see _DONE_EN and _DONE_ZH)."""
+    return bool(says_done_clauses(text))
 
 
 # Chinese puts the aspect particle 了 between a verb and its object (改了名字, 换了车, 卖了车):
@@ -386,6 +393,11 @@ class Extraction:
         not_before = _cue_before(cf.not_cues, text[seg_a:start])
         not_after = _cue_after(cf.not_cues, text[end:seg_b])
         sb, sa = _strength_before(before, k), _strength_after(after, k)
+        if sb == 1.0 and cf.f.type == "date" and k > 1.0:
+            # Chinese: a cue that ends an earlier clause tells an earlier event (住院了，前天刚做完手术)
+            cut = max(text.rfind(p, seg_a, start) for p in "，。；！？,;")
+            if cut >= seg_a and _cue_before(cf.cues, text[cut + 1:start]) is None:
+                sb = 0.7
         # a not-cue nearer than the cue: the value is something else's
         if not_before is not None and (before is None or not_before < before) and not_before <= CUE_FAR_UNITS * k:
             sb = 0.0
@@ -439,6 +451,9 @@ class Extraction:
                 seg_b = min((x for (x, e) in spans if x >= b), default=len(s.u.text))
                 first = all(x >= a for (x, _) in spans)
                 st, how = self._strength(cf, s, a, b, seg_a, seg_b, asked and first)
+                fixed = self._corrects(cf, others, mentions, s, key, a)
+                if fixed is not None and fixed.strength > st:
+                    st, how = fixed.strength, "correction"
                 if prev is not None and _CORRECTION.search(s.u.text[prev.end:a]) and len(s.u.text[prev.end:a]) < 30:
                     # "H M 3 3 1 0 9, sorry, I mean 3 3 1 0 8": the correction takes the first one's place
                     mentions.remove(prev)
@@ -461,6 +476,33 @@ class Extraction:
         if not mentions:
             return FieldValue()
         return self._decide(cf, mentions)
+
+    def _corrects(self, cf: CompiledField, others: list[CompiledField], mentions: list[Mention], s: Said, key: str,
+                  a: int) -> Mention | None:
+        """The mention a value at `a` in `s` corrects, if any: the field's value said just
+        before (within CORRECT_BACK utterances), and either `s` says it is a correction before
+        the value ("Sorry, no, I misread it, ... six oh nine") or the earlier value's speaker
+        corrected it after saying it and this is the other side reading the fixed value back
+        ("... zero one six two. Oh, no wait, sorry, it ends two six" -> "So ... zero one two
+        six"). Numbers: the same count of digits, other digits."""
+        if not mentions:
+            return None
+        m = mentions[-1]
+        if m.key == key or s.i - m.said.i > CORRECT_BACK or s.i == m.said.i:
+            return None
+        if cf.family == "digits" and len(m.key) != len(key):
+            return None
+        # the talk has moved on to another field ("... what's the best number?"): no correction of this one
+        rivals = [o.cues for o in others if o.family == cf.family and o.cues is not None]
+        if any(ps.find(x.heard) for x in self.said[m.said.i + 1:s.i] for ps in rivals) or \
+                any(ps.find(s.u.text[:a]) for ps in rivals if s.u.text[:a].strip()):
+            return None
+        if _CORRECTION.search(s.u.text[:a]):
+            return m
+        if s.u.speaker != m.said.u.speaker and _CORRECTION.search(m.said.u.text[m.end:]) and \
+                not any(x.u.speaker == s.u.speaker for x in self.said[m.said.i + 1:s.i]):
+            return m
+        return None
 
     def _early(self, s: Said) -> bool:
         """One of the first three utterances of its speaker."""
@@ -553,11 +595,11 @@ class Extraction:
         heard: dict[int, list] = {}          # option index -> [(phrase, said)] in call order
         if cf.option_phrases is not None:
             for s in self.said:
-                hits = cf.option_phrases.find(s.heard)
+                hits = _longest(cf.option_phrases.find(s.heard))
                 bare = without_aspect(s.u.text)
                 if bare != s.u.text:        # 改了名字 also as 改名字
                     seen = {id(h.item) for h in hits}
-                    hits += [h for h in cf.option_phrases.find(bare) if id(h.item) not in seen]
+                    hits += [h for h in _longest(cf.option_phrases.find(bare)) if id(h.item) not in seen]
                 for hit in hits:
                     heard.setdefault(hit.item[0], []).append((hit.item[1], s))
         # once the call type is decided, the words and IVR intent that point to another call
@@ -739,6 +781,15 @@ class Extraction:
                 v = self._said_field(cf, [o for o in fields if o is not cf and o.f.source == "said"])
             self.values[f.name] = v
         return {cf.f.name: self.values[cf.f.name] for cf in fields}
+
+
+def _longest(hits: list) -> list:
+    """Enum option phrases heard in one utterance, without those inside a longer phrase of
+    another option (车 of auto inside 自行车 of other, "door" inside "front door")."""
+    if len(hits) < 2:
+        return hits
+    return [h for h in hits if not any(g.item[0] != h.item[0] and g.length > h.length and g.start <= h.start and
+                                       h.start + h.length <= g.start + g.length for g in hits)]
 
 
 def _due(dates: list[DateHit], today: date) -> date | None:

@@ -119,6 +119,7 @@ def _run_unit_src() -> str:
 
 _RUN_UNIT = re.compile(_run_unit_src(), re.I)
 _RUN_GAP = re.compile(GAP_SRC + r"\Z")
+_SENTENCE_END = re.compile(r"[.!?]\s+\Z")
 _FULLWIDTH = str.maketrans({chr(0xFF10 + i): str(i) for i in range(10)})
 # a spelled or written letter prefix just before a number: "H M 5 5 3 0 2", "PL-2023-...", "C 7 7 1 4 0"
 _PREFIX = re.compile(r"(?:(?<![A-Za-z])(?P<block>[A-Z]{1,4})|(?P<spelled>(?:(?<![A-Za-z])[A-Z]\.?[\s\-]+){1,3}[A-Z]))"
@@ -179,6 +180,10 @@ def digit_runs(text: str, min_digits: int = 3) -> list[DigitRun]:
         while len(cur) > 1 and text[cur[0][0]:cur[0][1]].lower() == "oh" and \
                 re.search(r"[^\s]", text[cur[0][1]:cur[1][0]]):
             cur.pop(0)
+        # ... and a trailing "Oh" after a sentence's end ("... six two. Oh, no wait")
+        while len(cur) > 1 and text[cur[-1][0]:cur[-1][1]].lower() == "oh" and \
+                re.search(r"[.!?]", text[cur[-2][1]:cur[-1][0]]):
+            cur.pop()
         digits = "".join(u[2] for u in cur)
         if cur and len(digits) >= min_digits:
             s = cur[0][0]
@@ -193,8 +198,9 @@ def digit_runs(text: str, min_digits: int = 3) -> list[DigitRun]:
     for m in _RUN_UNIT.finditer(text):
         s, e = m.span()
         g = m.lastgroup
-        if cur and not _RUN_GAP.match(text, cur[-1][1], s):
-            close()
+        if cur and (not _RUN_GAP.match(text, cur[-1][1], s) or
+                    (_SENTENCE_END.match(text, cur[-1][1], s) and text[s].isupper())):
+            close()         # "... six oh nine. Eight two three ...": a new sentence, a new number
         if g == "hun":
             if cur and len(cur[-1][2]) == 1 and cur[-1][3]:
                 zeros = "00" if m.group(0).lower() == "hundred" else "000"
@@ -389,8 +395,33 @@ def amounts(text: str) -> list[Amount]:
             if got is not None and got[1] == len(cw) and got[0] < 100:
                 value += got[0] / 100
                 end = cm.end()
+        else:
+            cents = _spoken_cents(low, k + 1, words, end, text)      # "a hundred and twelve dollars forty"
+            if cents is not None:
+                value += cents[0] / 100
+                end = words[cents[1] - 1].end()
         add(words[start].start(), end, value, _WORD_CUR[w])
     return sorted(found, key=lambda a: a.start)
+
+
+# words after which a number is no price's cents ("ten dollars twenty times", "forty dollars fifty percent")
+_NOT_CENTS = frozenset("""dollar dollars pound pounds euro euros cents cent pence percent hundred thousand million
+times time days day weeks week months month years year minutes hours miles""".split())
+
+
+def _spoken_cents(low: list[str], j: int, words: list, after: int, text: str) -> tuple[int, int] | None:
+    """Cents said as a bare two-digit number right after the whole part ("dollars forty",
+    "eighty seven fifty"): (cents, index after them), or None."""
+    if j >= len(low) or (low[j] not in _TENS_V and low[j] not in _TEEN):
+        return None
+    if re.search(r"[^\s]", text[after:words[j].start()]):
+        return None                     # "... dollars. Forty of them ..."
+    got = en_cardinal(low, j)
+    if got is None or not 10 <= got[0] <= 99 or got[1] > j + 2:
+        return None
+    if got[1] < len(low) and (low[got[1]] in _NOT_CENTS or low[got[1]] in _EN_BARE_WORDS):
+        return None
+    return int(got[0]), got[1]
 
 
 _ZH_BARE = re.compile(rf"[{ZH_NUMBER_CHARS}]*[十拾百佰千仟万萬][{ZH_NUMBER_CHARS}]*")
@@ -414,8 +445,19 @@ def bare_numbers(text: str) -> list[Amount]:
         if low[k] in _EN_BARE_WORDS and low[k] not in ("and", "a"):
             got = en_cardinal(low, k)
             if got is not None and got[1] > k + 1 and any(w in ("hundred", "thousand", "million") for w in low[k:got[1]]):
-                out.append(Amount(words[k].start(), words[got[1] - 1].end(), float(got[0]), ""))
-                k = got[1]
+                value, end = float(got[0]), got[1]
+                cents = _spoken_cents(low, end, words, words[end - 1].end(), text) if value < 10_000 else None
+                if cents is not None:               # "two hundred and forty three eighteen"
+                    value, end = value + cents[0] / 100, cents[1]
+                out.append(Amount(words[k].start(), words[end - 1].end(), value, ""))
+                k = end
                 continue
+            if got is not None and got[1] == k + 2 and low[k] in _TENS_V and low[k + 1] in _EN_ONES_V:
+                # a price said as two numbers: "eighty seven fifty" (87.50)
+                cents = _spoken_cents(low, got[1], words, words[got[1] - 1].end(), text)
+                if cents is not None:
+                    out.append(Amount(words[k].start(), words[cents[1] - 1].end(), got[0] + cents[0] / 100, ""))
+                    k = cents[1]
+                    continue
         k += 1
     return sorted(out, key=lambda a: a.start)
