@@ -120,3 +120,21 @@ def test_streaming_zipformer_graph_loads_and_decodes(tmp_path):
         chunks += 1
     assert chunks >= 8
     assert all(isinstance(rec.get_result(s), str) for s in streams)
+
+
+@pytest.mark.slow
+def test_full_size_streaming_zipformer_builds_loads_and_decodes(tmp_path):
+    """Minutes: the full-size stand-in; its decoder and joiner match the official int8 files
+    (13.1 MB and 3.23 MB), and sherpa-onnx streams audio through it."""
+    paths = ps.build_zipformer(tmp_path, log=lambda s: None)
+    assert abs(paths["decoder"].stat().st_size - 13.1e6) < 0.2e6
+    assert abs(paths["joiner"].stat().st_size - 3.23e6) < 0.05e6
+    rec = sherpa_onnx.OnlineRecognizer.from_transducer(
+        encoder=str(paths["encoder"]), decoder=str(paths["decoder"]), joiner=str(paths["joiner"]),
+        tokens=str(paths["tokens"]), num_threads=1)
+    st = rec.create_stream()
+    st.accept_waveform(16000, _speechlike(3.0))
+    st.input_finished()
+    while rec.is_ready(st):
+        rec.decode_stream(st)
+    assert isinstance(rec.get_result(st), str)

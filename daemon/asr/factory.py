@@ -5,6 +5,7 @@ preflight child (preflight.py) both construct engines through here.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -12,6 +13,8 @@ from ..config import AsrConfig
 from .engine import AsrEngine, AsrError, AsrResult
 from .offline import OfflineEngine
 from .streaming import StreamingEngine
+
+log = logging.getLogger(__name__)
 
 ONLINE_KINDS = ("online_transducer",)
 OFFLINE_KINDS = ("offline_whisper", "offline_sense_voice", "offline_paraformer")
@@ -25,6 +28,9 @@ def resolve_models(cfg: AsrConfig, models_dir: Path | None, verify: bool = True)
     try:
         model = resolve(cfg.model, models_dir=models_dir, verify=verify)
         check_kind(model, ONLINE_KINDS + OFFLINE_KINDS, engine="speech recognition")
+        if model.entry is not None and model.entry.estimate:
+            log.warning("asr model %s is a production-model ESTIMATE: random weights with the official shapes, "
+                        "for sizing (callcue bench asr --model); its transcripts are gibberish", model.name)
         vad = None
         if model.kind in OFFLINE_KINDS:
             vad = resolve(cfg.vad_model, models_dir=models_dir, verify=verify)

@@ -264,7 +264,8 @@ def bench_estimate(calls: list[Path], model: str, seconds: float, steps: list[in
              "model: the cost is the official model's, the text is gibberish" if entry.estimate
              else "a real model (not an estimate)")
     streaming = entry.kind == "online_transducer"
-    how = ("streaming: every channel decoded all the time, silence included" if streaming
+    how = ("streaming; the throughput run decodes every second of every channel, pauses included, where the "
+           "live daemon sends only speech (+1 s): the live check can hold more" if streaming
            else "silero VAD + offline decode of each utterance")
     print(f"callcue bench asr --model {model}: {label}")
     print(f"  {entry.kind} ({how}); {threads} decode thread(s); {len(calls)} call recording(s): "
