@@ -215,3 +215,36 @@ def test_the_embedder_keeps_a_bounded_number_of_shapes(monkeypatch):
     e = Embedder.load("minilm-l6-v2", threads=1)
     assert [c["CPU_RUNTIME_CACHE_CAPACITY"] for c in asked] == [RUNTIME_CACHE_SHAPES] and RUNTIME_CACHE_SHAPES == 64
     assert e.encode(["the policy number", "my car was hit yesterday in the car park"]).shape == (2, e.dim)
+
+
+def test_asr_model_for_a_language_is_parsed():
+    from callcue.daemon.commands.qa import _lang_models
+
+    assert _lang_models(["zh=whisper-base", " en = whisper-tiny.en "]) == {"zh": "whisper-base", "en": "whisper-tiny.en"}
+    for bad in ("zh", "=whisper-base", "zh="):
+        with pytest.raises(ValueError, match="LANG=MODEL"):
+            _lang_models([bad])
+
+
+@pytest.mark.needs_models("whisper-tiny.en", "whisper-base", "silero-vad")
+def test_a_mandarin_call_gets_a_qa_score_from_its_own_model(tmp_path):
+    """With the English-only model a Mandarin call is scored on prosody only (no transcript,
+    no assist, no QA form); `--asr-model-for zh=whisper-base` gives its calls a Whisper that
+    hears Mandarin, and the same run's English calls keep the run's model."""
+    needs_demo_calls()
+    d = tmp_path / "rec"
+    d.mkdir()
+    shutil.copy(DEMO_CALLS / "zh_claim_complaint.wav", d / "20260310_100000_li.na_Z1.wav")
+    base = [*CALLCUE, "qa", str(d), "--name-pattern", PATTERN, "--no-progress", "--workers", "1", "--threads", "2",
+            "--lang", "zh"]
+    scores = {}
+    for name, extra in (("en-only", []), ("zh-model", ["--asr-model-for", "zh=whisper-base"])):
+        store = tmp_path / name
+        r = subprocess.run([*base, "--store", str(store), *extra], capture_output=True, text=True, timeout=1200)
+        assert r.returncode == 0, r.stderr
+        db = sqlite3.connect(f"file:{store / 'calls.sqlite3'}?mode=ro", uri=True)
+        scores[name] = db.execute("SELECT lang, qa_score, flow FROM calls").fetchone()
+        scores[name] += (db.execute("SELECT COUNT(*) FROM score_items").fetchone()[0],)
+    assert scores["en-only"][0] == "zh" and scores["en-only"][1] is None
+    lang, score, flow, items = scores["zh-model"]
+    assert lang == "zh" and score is not None and 0 <= score <= 100 and items >= 5

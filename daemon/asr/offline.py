@@ -420,7 +420,7 @@ class OfflineEngine(AsrEngine):
         ch.last_live = ()
         if text:
             stamps = [start + float(x) for x in (getattr(s.result, "timestamps", None) or [])]
-            tokens = tuple(s.result.tokens)
+            tokens = result_tokens(s.result)
             if self.is_whisper:
                 text, keep, dropped = drop_loops(text, tokens)
                 if dropped:
@@ -448,10 +448,22 @@ class OfflineEngine(AsrEngine):
         s = _decoded(rec, samples)
         # Whisper hears at most 30 s (sherpa-onnx drops the rest): the silence must fit
         silence = min(int(len(samples) * CAP_SILENCE), WHISPER_MAX_SAMPLES - len(samples))
-        if (self.is_whisper and silence > 0 and len(s.result.tokens) >= whisper_token_cap(len(samples)) - 1
+        if (self.is_whisper and silence > 0 and len(result_tokens(s.result)) >= whisper_token_cap(len(samples)) - 1
                 and not drop_loops(s.result.text.strip(), ())[2]):    # a loop ran into the cap: nothing was lost
             return _decoded(rec, np.concatenate([samples, np.zeros(silence, np.float32)])), True
         return s, False
+
+
+def result_tokens(result) -> tuple[str, ...]:
+    """The decoded tokens. A multilingual Whisper (whisper-base) writes a Chinese character as
+    byte-level pieces that are not UTF-8 one by one, and sherpa-onnx's binding raises
+    UnicodeDecodeError returning them: then the text's characters stand in for them (the
+    loop trimmer and the token cap count characters instead, which Chinese text has about as
+    many of as it has tokens)."""
+    try:
+        return tuple(result.tokens)
+    except UnicodeDecodeError:
+        return tuple(ch for ch in result.text if not ch.isspace())
 
 
 def _decoded(rec, samples: np.ndarray):

@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
     p.add_argument("--config", type=Path, help="site config (detector thresholds, asr, assist); default: built-in")
     p.add_argument("--asr-model", help="speech model (default: the config's, else whisper-tiny.en if installed)")
     p.add_argument("--no-asr", action="store_true", help="prosody only, no speech recognition")
+    p.add_argument("--asr-model-for", action="append", default=[], metavar="LANG=MODEL",
+                   help="speech model for the calls in LANG (repeatable), e.g. zh=whisper-base: Mandarin calls "
+                        "then get transcripts, assist and a QA score instead of prosody only")
     p.add_argument("--content", type=Path, help="content pack folder (default: the config's, else flows/insurance)")
     p.add_argument("--name-pattern", help="file name fields, e.g. '{date}_{time}_{agent}_{team}_{call_id}'")
     p.add_argument("--meta", type=Path, help="metadata table: CSV with a header, or JSON; column 'file' names the recording")
@@ -44,6 +47,9 @@ def run(args) -> int:
     from ..qa.discover import CallMeta, load_table, name_pattern
     from ..qa.run import QaOptions, run_qa
     from ..replay import choose_asr
+    from callcue.models.installed import ModelError
+
+    from ..asr.engine import AsrError
     from ..warehouse.store import StoreError
 
     cfg = load_config(args.config) if args.config else default_config()
@@ -55,6 +61,7 @@ def run(args) -> int:
             name_pattern(args.name_pattern)
         table = load_table(args.meta) if args.meta else None
         defaults = CallMeta(site=args.site, floor=args.floor, team=args.team, lang=args.lang)
+        lang_models = _lang_models(args.asr_model_for)
     except (ValueError, OSError, ValidationError) as exc:
         print(f"callcue qa: {exc}", file=sys.stderr)
         return 2
@@ -66,14 +73,14 @@ def run(args) -> int:
                      defaults=defaults, pattern=args.name_pattern, table=table, agent_channel=args.agent_channel,
                      customer_channel=args.customer_channel, retry_bad=args.retry_bad,
                      progress=False if args.no_progress else None, limit=args.limit,
-                     recycle=args.recycle)
+                     recycle=args.recycle, lang_models=lang_models)
     # Ctrl-C and a service stop end the run cleanly (calls in flight are done again next time),
     # also when a shell started it in the background with SIGINT ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         res = run_qa(opts)
-    except StoreError as exc:
+    except (StoreError, AsrError, ModelError) as exc:
         print(f"callcue qa: {exc}", file=sys.stderr)
         return 2
     h = res.audio_s / 3600
@@ -90,3 +97,14 @@ def run(args) -> int:
         print("callcue qa: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _lang_models(items: list[str]) -> dict[str, str]:
+    """--asr-model-for LANG=MODEL ... -> {LANG: MODEL}."""
+    out = {}
+    for it in items:
+        lang, sep, model = it.partition("=")
+        if not sep or not lang.strip() or not model.strip():
+            raise ValueError(f"--asr-model-for {it!r}: give LANG=MODEL, e.g. zh=whisper-base")
+        out[lang.strip()] = model.strip()
+    return out

@@ -38,6 +38,7 @@ class QaOptions:
     progress: bool | None = None               # None: a bar when stderr is a terminal, else a line per call
     limit: int | None = None                   # at most this many recordings this run
     recycle: int | None = None                 # a worker is replaced (model loaded again) after this many calls
+    lang_models: dict[str, str] = field(default_factory=dict)   # language -> speech model for its calls
 
 
 @dataclass
@@ -180,6 +181,12 @@ def run_qa(opts: QaOptions, on_result: Callable[[dict[str, Any]], None] | None =
             problem = run_preflight(cfg.asr)
             if problem:
                 raise AsrError(f"model {cfg.asr.model}: {problem}")
+            for lang, model in opts.lang_models.items():
+                asr = cfg.asr.model_copy(update={"model": model, "language": lang, "record_model": None})
+                resolve_models(asr, asr.models_dir)
+                problem = run_preflight(asr)
+                if problem:
+                    raise AsrError(f"model {model} (for {lang} calls): {problem}")
         tasks = [{"key": r.key, "files": [str(f) for f in r.files], "size": r.size, "mtime_ns": r.mtime_ns,
                   "meta": r.meta.model_dump(exclude_none=True), "agent_channel": opts.agent_channel,
                   "customer_channel": opts.customer_channel} for r in todo]
@@ -189,7 +196,8 @@ def run_qa(opts: QaOptions, on_result: Callable[[dict[str, Any]], None] | None =
         ctx = mp.get_context("spawn")
         env = worker_env(out.threads)
         env.__enter__()
-        pool = ctx.Pool(out.workers, initializer=_init, initargs=(cfg, out.threads), maxtasksperchild=opts.recycle)
+        pool = ctx.Pool(out.workers, initializer=_init, initargs=(cfg, out.threads, opts.lang_models),
+                        maxtasksperchild=opts.recycle)
         t0, t0_epoch = time.monotonic(), time.time()
         try:
             with ui:
@@ -234,9 +242,9 @@ def run_qa(opts: QaOptions, on_result: Callable[[dict[str, Any]], None] | None =
 
 
 # top-level names for the spawn pool (the child imports this module by name)
-def _init(cfg, threads):
+def _init(cfg, threads, lang_models=None):
     from .worker import init
-    init(cfg, threads)
+    init(cfg, threads, lang_models=lang_models)
 
 
 def _process(task):

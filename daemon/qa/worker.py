@@ -57,9 +57,11 @@ def release_memory() -> None:
 _LIBC = None
 
 
-def init(cfg, threads: int, quiet: bool = True) -> None:
+def init(cfg, threads: int, quiet: bool = True, lang_models: dict[str, str] | None = None) -> None:
     """Pool initializer: `cfg` is the SiteConfig (its `asr` already chosen by the parent, which
-    also ran the model's preflight once); `threads` recogniser threads in this worker."""
+    also ran the model's preflight once); `threads` recogniser threads in this worker;
+    `lang_models`: {language: installed speech model} for calls in that language (`callcue qa
+    --asr-model-for zh=whisper-base`), each loaded on this worker's first call in it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
@@ -70,7 +72,28 @@ def init(cfg, threads: int, quiet: bool = True) -> None:
         from ..asr.setup import build_engine
         cfg = cfg.model_copy(update={"asr": cfg.asr.model_copy(update={"num_threads": threads})})
         engine = build_engine(cfg.asr, results.append, cfg.asr.models_dir, preflight=False)
-    _W.update(cfg=cfg, engine=engine, results=results, assist=build_assist(cfg), ready=time.time())
+    _W.update(cfg=cfg, engine=engine, results=results, assist=build_assist(cfg), ready=time.time(),
+              lang_models=dict(lang_models or {}) if cfg.asr is not None else {}, by_lang={})
+
+
+def _pipeline(lang: str | None) -> tuple[Any, Any, list, Any]:
+    """(cfg, engine, results, assist) for a call in `lang`: the speech model given for that
+    language (a Whisper fixed to it, and an assist engine that knows the model hears it), made
+    on first use and kept; else the run's own."""
+    model = _W["lang_models"].get(lang or "")
+    if model is None:
+        return _W["cfg"], _W["engine"], _W["results"], _W["assist"]
+    got = _W["by_lang"].get(lang)
+    if got is None:
+        from ..assist.setup import build_assist
+        from ..asr.setup import build_engine
+        base = _W["cfg"]
+        asr = base.asr.model_copy(update={"model": model, "language": lang, "record_model": None})
+        cfg = base.model_copy(update={"asr": asr})
+        results: list = []
+        engine = build_engine(asr, results.append, asr.models_dir, preflight=False)
+        got = _W["by_lang"][lang] = (cfg, engine, results, build_assist(cfg))
+    return got
 
 
 def _hash(files: list[Path]) -> str:
@@ -126,11 +149,11 @@ def _process(task: dict[str, Any]) -> dict[str, Any]:
         line = LineConfig(id="qa", agent=meta.agent or "", team=meta.team, source=source)
         ivr = {k: v for k, v in (("intent", meta.intent), ("lang", meta.lang)) if v}
         msgs: list = []
-        cfg = _W["cfg"]
-        _W["results"].clear()
+        cfg, engine, results, assist = _pipeline(meta.lang)
+        results.clear()
         known = meta.start_time()
-        info = run_replay(files[0], cfg, line, msgs.append, call_id, None, ivr or None, assist=_W["assist"],
-                          engine=_W["engine"], results=_W["results"],
+        info = run_replay(files[0], cfg, line, msgs.append, call_id, None, ivr or None, assist=assist,
+                          engine=engine, results=results,
                           call_date=known.date() if known is not None else None, agent=meta.agent)
     except SourceError as exc:
         reason = str(exc)
@@ -149,7 +172,6 @@ def _process(task: dict[str, Any]) -> dict[str, Any]:
     started = meta.start_time()
     if started is None:   # no date known: the recording's modification time is taken as the call's end
         started = datetime.fromtimestamp(task["mtime_ns"] / 1e9) - timedelta(seconds=info["audio_s"])
-    assist = _W["assist"]
     if summaries and assist.engine is not None and needs_aftercall(payload):
         payload = complete_summary(payload, msgs, assist.engine.content, assist.redact, started.date(),
                                    info["audio_s"], meta.agent, ivr or None)
