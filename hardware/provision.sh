@@ -17,7 +17,8 @@ if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
 # portaudio19-dev: PyAudio builds against it; mosquitto: the embedded/local broker;
 # espeak-ng + sox: demo and test calls; alsa-utils: arecord/aplay for site checks;
-# tmux: the TUI's end-to-end test; python3-venv/python3-dev/gcc: the venv and builds.
+# tmux: the TUI's end-to-end test; python3-venv/python3-dev/gcc: the venv and builds
+# (PyAudio, and pyworld, the test voices' vocoder, which PyPI has only as source).
 PKGS=(portaudio19-dev libasound2-dev mosquitto mosquitto-clients espeak-ng sox alsa-utils tmux
       python3-venv python3-dev gcc)
 # test set-up only: chromium opens `callcue report`'s HTML in tests/test_report_browser.py
@@ -75,11 +76,15 @@ fi
 "$VENV/bin/callcue" models convert minilm-l6-v2 --quiet
 
 # Demo calls are scripts (flows/demo/calls/*.yaml) rendered here: English in the natural
-# Piper voice (the voices extra), Mandarin with espeak-ng; sox mixes.
+# Piper voice (the voices extra; pitch shifted by the WORLD vocoder, pyworld), Mandarin
+# with espeak-ng; sox mixes. Re-rendered when the script or the renderer is newer.
+RENDERER=(daemon/eval/synth/render.py daemon/eval/synth/world.py daemon/eval/synth/piper.py)
 for script in flows/demo/calls/*.yaml; do
   [ -e "$script" ] || continue
   wav="${script%.yaml}.wav"
-  if [ ! -f "$wav" ] || [ "$script" -nt "$wav" ]; then
+  stale=0
+  for src in "$script" "${RENDERER[@]}"; do if [ "$src" -nt "$wav" ]; then stale=1; fi; done
+  if [ ! -f "$wav" ] || [ "$stale" = 1 ]; then
     "$VENV/bin/callcue" synth "$script" -o "$wav"
   fi
 done

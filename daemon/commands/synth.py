@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..eval.score_alerts import KINDS, OVERLAP_S, SILENCE_S
 from ..eval.synth.generate import generate_call
-from ..eval.synth.render import NOISE_DBFS, RATES, VOICE_CHOICES, RenderError, render_call, write_call
+from ..eval.synth.render import (NOISE_DBFS, PITCH_SHIFTS, RATES, VOICE_CHOICES, RenderError, render_call,
+                                 write_call)
 from ..eval.synth.script import load_script
 
 LANGS = ("en", "zh")
@@ -40,6 +41,9 @@ def add_parser(sub) -> None:
     p.add_argument("--voices", choices=VOICE_CHOICES, default="auto",
                    help="English voices: auto (natural Piper voice when installed, else espeak-ng), natural "
                         "(Piper or fail), espeak (espeak-ng, the accuracy corpus's other half). Default %(default)s")
+    p.add_argument("--pitch-shift", choices=PITCH_SHIFTS, default="sox",
+                   help="the Piper voice's pitch shift: sox (formants move with f0) or world (WORLD vocoder, "
+                        "formants kept; the second speaker's 15 %% higher; needs pyworld). Default %(default)s")
     p.add_argument("--silence-s", type=float, default=SILENCE_S, help="long_silence label threshold, seconds")
     p.add_argument("--overlap-s", type=float, default=OVERLAP_S, help="talk_over label threshold, seconds")
     p.set_defaults(func=run_synth)
@@ -81,7 +85,7 @@ def run_synth(args: argparse.Namespace) -> int:
         for name, script, rate, target, seed in jobs:
             t0 = time.monotonic()
             call = render_call(script, rate, noise, seed, thresholds["silence_s"], thresholds["overlap_s"],
-                               voices=args.voices)
+                               voices=args.voices, pitch_shift=args.pitch_shift)
             write_call(call, target)
             kinds = ", ".join(f"{sum(e.kind == k for e in call.events)} {k}" for k in KINDS)
             voice = "Piper" if call.turns and "piper" in call.turns[0] else "espeak-ng"

@@ -10,6 +10,13 @@ The script's espeak-ng settings drive both voices. For Piper: speed is the lengt
 espeak pitch unit from 50), amplitude the loudness (as espeak-ng's, relative to 100), and
 the female variants (`+f...`) the second English speaker, FEMALE_SHIFT_ST semitones up,
 so the two parties of a call are told apart and agitated and fast turns still render.
+
+sox's pitch shift moves the formants with f0 (a smaller, strained-sounding voice).
+``pitch_shift="world"`` shifts f0 alone with the WORLD vocoder (world.py) and gives the
+second speaker formants FEMALE_FORMANT_SCALE higher instead; it is not the default: WORLD
+resynthesis of this voice reads ~1.5x higher and less steady to the detectors' pitch
+tracker than the voice itself (Harvest jumps octaves on its low, creaky f0), which broke
+the demo's agitation alerts (README, "Measured accuracy").
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ import numpy as np
 
 from ...yamlfile import ConfigError
 from ..score_alerts import EVENTS_SUFFIX, LABELS_SUFFIX, OVERLAP_S, SILENCE_S, Event, derive_events
-from . import piper
+from . import piper, world
 from .script import DEFAULT_GAP, CallScript, ResolvedParams, resolve_params, voice_of
 
 log = logging.getLogger(__name__)
@@ -44,9 +51,12 @@ HEADROOM = 0.7
 # voices: "auto" = the natural voice for English when installed, else espeak-ng;
 # "natural" = the natural voice for English or fail; "espeak" = espeak-ng only
 VOICE_CHOICES = ("auto", "natural", "espeak")
+# the Piper voice's pitch shift: "sox" (formants move with f0; the default) or "world" (formants kept)
+PITCH_SHIFTS = ("sox", "world")
 PIPER_WPM = 175            # Piper's joe at length scale 1 speaks about as long as espeak-ng at -s 175
 PITCH_ST_PER_UNIT = 0.15   # semitones per espeak pitch unit: agitated +25..45 -> +3.8..6.8 st
 FEMALE_SHIFT_ST = 4.0      # the second English speaker (espeak's +f variants): this much higher
+FEMALE_FORMANT_SCALE = 1.15  # ... and formants this much higher (women's: ~10-20 % above men's)
 PIPER_RMS = 0.09           # speech RMS at amplitude 100 (espeak-ng's own is ~0.11)
 EFFORT_SHELF_HZ = 1000
 
@@ -110,25 +120,44 @@ def tts_for(language: str, voices: str = "auto") -> str:
     return "espeak"
 
 
-def piper_settings(params: ResolvedParams) -> dict:
+def piper_settings(params: ResolvedParams, pitch_shift: str = "sox") -> dict:
     """How a turn's espeak-ng settings are spoken by the Piper voice (recorded in the labels)."""
-    shift = PITCH_ST_PER_UNIT * (params.pitch - 50) + (FEMALE_SHIFT_ST if "+f" in params.voice else 0.0)
-    return {"voice": piper.VOICE_NAME, "length_scale": round(PIPER_WPM / params.speed, 3),
-            "pitch_st": round(shift, 2), "gain": round(params.amplitude / 100, 3)}
+    female = "+f" in params.voice
+    shift = PITCH_ST_PER_UNIT * (params.pitch - 50) + (FEMALE_SHIFT_ST if female else 0.0)
+    out = {"voice": piper.VOICE_NAME, "length_scale": round(PIPER_WPM / params.speed, 3),
+           "pitch_st": round(shift, 2), "gain": round(params.amplitude / 100, 3)}
+    if pitch_shift == "world":
+        out.update(pitch_shift="world", formant_scale=FEMALE_FORMANT_SCALE if female else 1.0)
+    return out
 
 
-def _piper_speech(text: str, params: ResolvedParams, rate: int, what: str, seed: int) -> np.ndarray:
-    s = piper_settings(params)
+@lru_cache(maxsize=128)
+def _piper_voiced(text: str, length_scale: float, seed: int, pitch_st: float | None,
+                  formant_scale: float) -> tuple[np.ndarray, int]:
+    """The Piper voice's turn at its own rate; with ``pitch_st`` (not None) pitch-shifted by
+    WORLD (the slow part of such a render). Kept for the same turn at the other sample rate."""
+    y, sr = piper.speak(text, length_scale, seed)
+    if pitch_st is not None:      # pitch (and the second voice's formants) moved, the vocal tract kept
+        y = world.shift(y, sr, pitch_st, formant_scale)
+    y.setflags(write=False)
+    return y, sr
+
+
+def _piper_speech(text: str, params: ResolvedParams, rate: int, what: str, seed: int,
+                  pitch_shift: str = "sox") -> np.ndarray:
+    s = piper_settings(params, pitch_shift)
+    use_world = pitch_shift == "world"
     try:
-        y, sr = piper.speak(text, s["length_scale"], seed)
-    except piper.PiperError as exc:
+        y, sr = _piper_voiced(text, s["length_scale"], seed, s["pitch_st"] if use_world else None,
+                              s.get("formant_scale", 1.0))
+    except (piper.PiperError, world.WorldError) as exc:
         raise RenderError(f"{what}: {exc}") from None
     active = np.abs(y) > 0.01
     if active.any():
         y = y * np.float32(PIPER_RMS * s["gain"] / np.sqrt(np.mean(y[active] ** 2)))
     if np.abs(y).max(initial=0) > 0.9:
         y = np.tanh(y)            # loud (agitated) turns: soft peaks instead of clipping
-    effects = ["pitch", f"{100 * s['pitch_st']:.0f}"] if abs(s["pitch_st"]) >= 0.05 else []
+    effects = ["pitch", f"{100 * s['pitch_st']:.0f}"] if abs(s["pitch_st"]) >= 0.05 and not use_world else []
     scale = 1.0
     if params.effort > 0:      # vocal effort as for espeak-ng: a shelf above ~1 kHz, at half level
         effects = ["vol", "0.5", "treble", f"{params.effort:g}", f"{EFFORT_SHELF_HZ}", "0.5"] + effects
@@ -143,13 +172,13 @@ def _piper_speech(text: str, params: ResolvedParams, rate: int, what: str, seed:
 
 
 def synth_speech(text: str, params: ResolvedParams, rate: int, what: str = "turn", tts: str = "espeak",
-                 seed: int = 0) -> np.ndarray:
+                 seed: int = 0, pitch_shift: str = "sox") -> np.ndarray:
     """Speech of one turn at ``rate``, float32 in [-1, 1], trimmed to the real speech,
     by espeak-ng or (tts="piper") the natural voice, whose noise ``seed`` draws."""
     if rate not in RATES:
         raise RenderError(f"sample rate {rate} not supported (use 8000 or 16000)")
     if tts == "piper":
-        x = _piper_speech(text, params, rate, what, seed)
+        x = _piper_speech(text, params, rate, what, seed, pitch_shift)
         a, b = trim_bounds(x)
         if b == a:
             raise RenderError(f"{what}: the Piper voice produced no audible speech for {text!r}")
@@ -204,15 +233,17 @@ class RenderedCall:
 
 def render_call(script: CallScript, rate: int = 16000, noise_dbfs: float | None = NOISE_DBFS, seed: int = 0,
                 silence_s: float = SILENCE_S, overlap_s: float = OVERLAP_S,
-                workers: int | None = None, voices: str = "espeak") -> RenderedCall:
+                workers: int | None = None, voices: str = "espeak", pitch_shift: str = "sox") -> RenderedCall:
     """Speak every turn (in parallel: each turn is its own voice + sox processes) and mix.
     ``voices``: "espeak" (the library default, so existing corpora stay as they were),
     "auto" (English in the natural voice when installed; `callcue synth`'s default), "natural"."""
     tts = tts_for(script.language, voices)
+    if pitch_shift not in PITCH_SHIFTS:
+        raise RenderError(f"pitch_shift {pitch_shift!r}: use one of {', '.join(PITCH_SHIFTS)}")
     params = [resolve_params(script, t) for t in script.turns]
     whats = [f"turn {i + 1} ({t.speaker}: {t.text[:30]!r})" for i, t in enumerate(script.turns)]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
-        speech = list(pool.map(lambda a: synth_speech(a[0].text, a[1], rate, a[2], tts, seed + a[3]),
+        speech = list(pool.map(lambda a: synth_speech(a[0].text, a[1], rate, a[2], tts, seed + a[3], pitch_shift),
                                zip(script.turns, params, whats, range(len(params)))))
 
     placed: list[tuple[int, int]] = []     # (start, end) sample of each turn
@@ -258,7 +289,7 @@ def render_call(script: CallScript, rate: int = 16000, noise_dbfs: float | None 
                       "t_start": round(s / rate, 3), "t_end": round(e / rate, 3), "espeak": p.model_dump(),
                       "expect": turn.expect.model_dump() if turn.expect else None})
         if tts == "piper":
-            turns[-1]["piper"] = piper_settings(p)
+            turns[-1]["piper"] = piper_settings(p, pitch_shift)
     events = derive_events(turns, silence_s, overlap_s)
     return RenderedCall(audio, rate, script.language, script.title, turns, events,
                         {"long_silence_s": silence_s, "talk_over_s": overlap_s},
