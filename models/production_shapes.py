@@ -25,6 +25,14 @@ Sources the shapes were taken from (read, not copied; the glue below is our own)
   FunASR's ONNX export (inputs speech, speech_lengths; outputs logits (log-softmax),
   token_num int32; opset 14; int8 = quantize_dynamic of MatMul, per channel, QUInt8, nodes
   named *output* left in float) and sherpa-onnx offline-paraformer-model.cc (metadata).
+- Streaming zipformer (APPROXIMATE): the ONNX interface sherpa-onnx's
+  online-zipformer-transducer-model.cc reads for icefall's pruned_transducer_stateless7_streaming
+  export (x (N, 39, 80) + 7 x 5 state tensors in, encoder_out + new states out; decoder y
+  (N, 2) -> decoder_out; joiner (encoder_out, decoder_out) -> logit; metadata keys; int8 =
+  quantize_dynamic of MatMul, QInt8), the recipe's default architecture, and our own
+  simplified zipformer layer (three FFNs, pooling, one attention-weight computation used
+  with two value projections, two causal conv modules, bypass). The bilingual zh-en
+  2023-02-20 encoder itself is larger than this default (see README).
 
 Build-time tool: needs torch and onnx (never imported by the daemon).
 """
@@ -572,7 +580,6 @@ def _zipformer_modules(c: dict):
         def __init__(self, d_in, d_out, ds):
             super().__init__()
             self.ds, self.query = ds, nn.Parameter(torch.randn(d_in) * d_in ** -0.5)
-            self.extra_proj = nn.Linear(d_in, d_out) if d_in != d_out else None
 
         def forward(self, x):
             t, n, d = x.shape
