@@ -41,6 +41,8 @@ CONTROL_QUEUE = 2048   # a line's commands waiting for its worker (a burst of a 
 # a command that finds its line's control queue full waits this long (paho's network
 # thread waits, so the broker holds the rest of a burst) before it is dropped and counted
 COMMAND_WAIT_S = 5.0
+CLAIMS_KEPT = 4096        # CTI call ids remembered at dispatch (the store holds every id for good)
+STARTED_KEPT = 256        # call ids a line remembers starting (until the store has them)
 CONTROL_SLICE = 50          # commands applied between two blocks of a line's audio
 TRIM_EVERY_S = 30.0         # freed heap memory handed back to the system (a burst must not leave RSS at its peak)
 TOUCH_EVERY_S = 5.0         # an open call's record notes it is still running (its duration after a crash)
@@ -86,6 +88,7 @@ class LineWorker:
     def __init__(self, app: "Daemon", line: LineConfig, detectors: Detectors):
         self.app = app
         self.line = line
+        self._started: collections.deque[str] = collections.deque(maxlen=STARTED_KEPT)
         self.queue = BlockQueue(app.cfg.queues.capture_frames)
         self.control: queue.Queue[_Control] = queue.Queue(CONTROL_QUEUE)
         # speech results apart from commands: a burst of commands never drops a transcript
@@ -221,12 +224,11 @@ class LineWorker:
             if isinstance(cmd, CallStart):
                 if cmd.call_id is not None and a.call is not None and a.call.call_id == cmd.call_id:
                     log.info("line %s: call_start for call %r, already in progress; ignored", self.line.id, cmd.call_id)
-                elif cmd.call_id is not None and self.app.call_id_taken(cmd.call_id):
-                    self.app.rejected_commands += 1
-                    self.app.reused_call_ids += 1
-                    log.warning("line %s: call_start refused: call id %r is already recorded (a finished or "
-                                "open call); a new call needs a new id", self.line.id, cmd.call_id)
+                elif cmd.call_id is not None and (cmd.call_id in self._started or self.app.call_id_taken(cmd.call_id)):
+                    self.app.refuse_reused(self.line.id, cmd.call_id)
                 else:
+                    if cmd.call_id is not None:
+                        self._started.append(cmd.call_id)
                     self.app.emit(a.start_call(a.t, "cmd", cmd.call_id, cmd.agent, cmd.ivr))
             elif isinstance(cmd, CallEnd):
                 if a.call and cmd.call_id and cmd.call_id != a.call.call_id:
@@ -321,6 +323,7 @@ class Daemon:
         # held while a command is handed to a worker and while stopping is set, so every
         # command taken is applied (see _on_cmd)
         self._cmd_lock = threading.Lock()
+        self._claims: collections.OrderedDict[str, str] = collections.OrderedDict()   # CTI call id -> the line it started on
         self._health_thread: threading.Thread | None = None
         self.started_at = time.monotonic()
 
@@ -346,6 +349,24 @@ class Daemon:
         except StoreError as exc:
             self.errors += 1
             log.error("call store: %s", exc)
+
+    def refuse_reused(self, line_id: str, call_id: str) -> None:
+        self.rejected_commands += 1
+        self.reused_call_ids += 1
+        log.warning("line %s: call_start refused: call id %r is already recorded (a finished or open call); "
+                    "a new call needs a new id", line_id, call_id)
+
+    def _claim(self, call_id: str, line_id: str) -> bool:
+        """Claim a CTI call id for a line in the order call_starts arrive (paho's thread,
+        under _cmd_lock), before any line worker runs: two lines' workers run apart, and the
+        store learns of a call only after its line has started it, so without this a reused id
+        could start on a second line in that gap. True when the id is new or already this
+        line's (a repeated call_start, which the line ignores or refuses itself)."""
+        owner = self._claims.setdefault(call_id, line_id)
+        self._claims.move_to_end(call_id)
+        while len(self._claims) > CLAIMS_KEPT:     # older ids are in the store by now
+            self._claims.popitem(last=False)
+        return owner == line_id
 
     def call_id_taken(self, call_id: str) -> bool:
         """A call with this id is recorded already (open, recent or archived), or in
@@ -394,6 +415,9 @@ class Daemon:
                 return False
             if isinstance(cmd, TicketUpdate):     # after the call: the store's business, not the line's
                 self.records.ticket_update(line_id, cmd)
+                return
+            if isinstance(cmd, CallStart) and cmd.call_id is not None and not self._claim(cmd.call_id, line_id):
+                self.refuse_reused(line_id, cmd.call_id)
                 return
             worker.post(_Control("cmd", cmd), wait=COMMAND_WAIT_S)
 
