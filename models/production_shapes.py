@@ -29,10 +29,10 @@ Sources the shapes were taken from (read, not copied; the glue below is our own)
   online-zipformer-transducer-model.cc reads for icefall's pruned_transducer_stateless7_streaming
   export (x (N, 39, 80) + 7 x 5 state tensors in, encoder_out + new states out; decoder y
   (N, 2) -> decoder_out; joiner (encoder_out, decoder_out) -> logit; metadata keys; int8 =
-  quantize_dynamic of MatMul, QInt8), the recipe's default architecture, and our own
+  quantize_dynamic of MatMul, QInt8), the model's own export settings, and our own
   simplified zipformer layer (three FFNs, pooling, one attention-weight computation used
-  with two value projections, two causal conv modules, bypass). The bilingual zh-en
-  2023-02-20 encoder itself is larger than this default (see README).
+  with two value projections, two causal conv modules, bypass). The official encoder
+  file holds more weights than this rewrite (see README).
 
 Build-time tool: needs torch and onnx (never imported by the daemon).
 """
@@ -455,13 +455,14 @@ def build_paraformer(out_dir: Path, seed: int = 20230914, log=print, tiny: bool 
 # ------------------------------------------------------------------ streaming zipformer (icefall v1)
 
 ZF_NAME = "streaming-zipformer-bilingual-zh-en-estimate"
-# icefall pruned_transducer_stateless7_streaming, the published default architecture (the
-# bilingual zh-en 2023-02-20 model's export script passes its own values; see README for
-# what is known to differ), decode_chunk_len 32 (T = 39 with the subsampling look-ahead),
-# 4 left chunks of context. Vocabulary 6254: what the official fp32 decoder (13.9 MB =
+# icefall pruned_transducer_stateless7_streaming with the settings of the bilingual zh-en
+# 2023-02-20 model's own export script (export-onnx-stateless7-streaming-zh.sh in its
+# Hugging Face upload: layers 2,4,3,2,4, FFN 1024,1024,1536,1536,1024, 8 heads, dims 384,
+# attention 192, downsampling 1,2,4,8,2, kernels 31, decoder and joiner 512,
+# decode_chunk_len 32: T = 39 with the subsampling look-ahead), 4 left chunks of context. Vocabulary 6254: what the official fp32 decoder (13.9 MB =
 # 6254 x 512 embedding + the 512 x 512 projection) and joiner (12.8 MB = 512 x 6254 + bias)
 # hold.
-ZF = dict(layers=(2, 4, 3, 2, 4), ff=(1024, 1024, 2048, 2048, 1024), heads=(8, 8, 8, 8, 8),
+ZF = dict(layers=(2, 4, 3, 2, 4), ff=(1024, 1024, 1536, 1536, 1024), heads=(8, 8, 8, 8, 8),
           dims=(384, 384, 384, 384, 384), attn=(192, 192, 192, 192, 192), kernels=(31, 31, 31, 31, 31),
           ds=(1, 2, 4, 8, 2), pos_dim=4, decode_chunk_len=32, T=39, left_chunks=4,
           decoder_dim=512, joiner_dim=512, vocab=6254, context_size=2)
