@@ -282,6 +282,10 @@ def bench_estimate(calls: list[Path], model: str, seconds: float, steps: list[in
           f"(throughput / 2 channels, no headroom)", flush=True)
     trials = steps if steps else ([max(1, int(pred * 0.8)), max(1, pred)] if pred >= 1 else [1])
     trials = sorted(set(n for n in trials if n >= 1))
+    if trials and 2 * trials[-1] > asr_cfg.max_channels:
+        # the box's channel cap would refuse the extra speakers, and the trial would measure less
+        asr_cfg = asr_cfg.model_copy(update={"max_channels": 2 * trials[-1]})
+        print(f"  (asr.max_channels raised to {2 * trials[-1]} for the live trials)")
     held = 0
     if seconds > 0:
         print(f"  live check through the whole daemon ({seconds:g} s per trial):")
