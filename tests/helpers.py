@@ -119,3 +119,42 @@ def write_pack(root: Path, rules: str = RULES, flow: str = FLOW, offer: str = OF
     (root / "flows" / "service.en.yaml").write_text(flow, encoding="utf-8")
     (root / "offers" / "roadside.yaml").write_text(offer, encoding="utf-8")
     return root
+
+
+# ---------------------------------------------------------------- after-call records
+
+AFTERCALL_DAY = "2026-03-10"        # a Tuesday: relative dates said in a call are read from it
+
+
+def call_record(turns, *, day=None, branch=None, branch_by="customer", branch_title=None, ivr=None, steps=(),
+                lang=None, offers=(), knowledge=(), vectors=None):
+    """A plain after-call CallRecord: the (speaker, text) turns one after the other at an easy
+    pace (4 syllables a second, 0.6 s apart); ``steps`` as (id, title, done); the branch's
+    title defaults to its id in words."""
+    from datetime import date
+
+    from callcue.daemon.aftercall.record import CallRecord, FlowRecord, Step, Utterance
+    from callcue.daemon.text import syllables
+
+    utts, t = [], 0.5
+    for who, text in turns:
+        d = 0.25 + syllables(text) / 4.0
+        utts.append(Utterance(who, text, round(t, 2), round(t + d, 2)))
+        t += d + 0.6
+    flow = None
+    if branch or steps:
+        title = branch_title or (branch.replace("_", " ").capitalize() if branch else None)
+        flow = FlowRecord("inbound-service-" + (lang or "en"), lang or "en",
+                          tuple(Step(i, name, done, 1.0 if done else None) for i, name, done in steps),
+                          branch, title, branch_by if branch else None)
+    return CallRecord("c1", day or date.fromisoformat(AFTERCALL_DAY), utts, lang=lang, ivr=ivr, flow=flow,
+                      offers=list(offers), knowledge=list(knowledge), duration_s=t + 1.0,
+                      vectors=dict(vectors or {}))
+
+
+def ticket_field(out: dict, name: str) -> dict:
+    return out["ticket"]["fields"][name]
+
+
+def ticket_value(out: dict, name: str):
+    return ticket_field(out, name)["value"]

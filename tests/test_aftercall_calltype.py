@@ -16,9 +16,9 @@ from callcue.daemon.aftercall.classify import Classifier
 from callcue.daemon.aftercall.extract import future_as_will, says_done
 from callcue.daemon.aftercall.finish import AfterCall, pack_articles
 from callcue.daemon.aftercall.ngrams import BACKGROUND, Votes, terms
-from callcue.daemon.aftercall.record import CallRecord, FlowRecord, Pushed, Step, Utterance
+from callcue.daemon.aftercall.record import CallRecord, Pushed
 from callcue.daemon.assist.pack import default_pack_dir, load_pack
-from callcue.daemon.text import syllables
+from helpers import call_record, ticket_value as value
 
 DAY = date(2026, 3, 10)
 
@@ -33,24 +33,10 @@ def ac(pack) -> AfterCall:
     return AfterCall(pack)
 
 
-def record(turns, *, branch=None, branch_by="customer", ivr=None, steps=(), lang=None, knowledge=(),
-           vectors=None) -> CallRecord:
-    utts, t = [], 0.5
-    for who, text in turns:
-        d = 0.25 + syllables(text) / 4.0
-        utts.append(Utterance(who, text, round(t, 2), round(t + d, 2)))
-        t += d + 0.6
-    flow = None
-    if branch or steps:
-        flow = FlowRecord("inbound-service-" + (lang or "en"), lang or "en",
-                          tuple(Step(i, i, done, 1.0 if done else None) for i, done in steps),
-                          branch, branch, branch_by if branch else None)
-    return CallRecord("c1", DAY, utts, lang=lang, ivr=ivr, flow=flow, knowledge=list(knowledge),
-                      duration_s=t + 1.0, vectors=dict(vectors or {}))
-
-
-def value(out, name):
-    return out["ticket"]["fields"][name]["value"]
+def record(turns, *, branch=None, steps=(), **kw) -> CallRecord:
+    """Steps as (id, done); a step's and the branch's title are their ids."""
+    return call_record(turns, day=DAY, branch=branch, branch_title=branch,
+                       steps=[(i, i, done) for i, done in steps], **kw)
 
 
 GREET_EN = ("agent", "Harbor Mutual, this is Sam, how can I help?")

@@ -8,42 +8,14 @@ from datetime import date
 import pytest
 
 from callcue.daemon.aftercall.finish import AfterCall
-from callcue.daemon.aftercall.record import CallRecord, FlowRecord, OfferRecord, Pushed, Step, Utterance
+from callcue.daemon.aftercall.record import OfferRecord, Pushed
 from callcue.daemon.assist.pack import default_pack_dir, load_pack
-from callcue.daemon.text import syllables
-
-TUESDAY = date(2026, 3, 10)
+from helpers import call_record as record, ticket_field as field, ticket_value as value
 
 
 @pytest.fixture(scope="module")
 def ac() -> AfterCall:
     return AfterCall(load_pack(default_pack_dir()))
-
-
-def record(turns: list[tuple[str, str]], *, day: date = TUESDAY, branch: str | None = None, branch_by: str = "customer",
-           ivr: dict | None = None, steps: list[tuple[str, str, bool]] = (), lang: str | None = None,
-           offers: list[OfferRecord] = (), knowledge: list[Pushed] = ()) -> CallRecord:
-    """Turns one after the other at an easy pace (4 syllables a second, 0.6 s apart)."""
-    utts, t = [], 0.5
-    for who, text in turns:
-        d = 0.25 + syllables(text) / 4.0
-        utts.append(Utterance(who, text, round(t, 2), round(t + d, 2)))
-        t += d + 0.6
-    flow = None
-    if branch or steps:
-        flow = FlowRecord("inbound-service-" + (lang or "en"), lang or "en",
-                          tuple(Step(i, title, done, 1.0 if done else None) for i, title, done in steps),
-                          branch, branch.replace("_", " ").capitalize() if branch else None, branch_by if branch else None)
-    return CallRecord("c1", day, utts, lang=lang, ivr=ivr, flow=flow, offers=list(offers), knowledge=list(knowledge),
-                      duration_s=t + 1.0)
-
-
-def field(out: dict, name: str) -> dict:
-    return out["ticket"]["fields"][name]
-
-
-def value(out: dict, name: str):
-    return field(out, name)["value"]
 
 
 # ---------------------------------------------------------------- numbers in the ticket

@@ -2,36 +2,19 @@
 made-up wording (not the set's)."""
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
 from callcue.daemon.aftercall.extract import says_done_clauses
 from callcue.daemon.aftercall.finish import AfterCall
-from callcue.daemon.aftercall.record import CallRecord, Utterance
+from callcue.daemon.aftercall.record import Utterance
 from callcue.daemon.assist.numbers import amounts, bare_numbers, digit_runs
 from callcue.daemon.assist.pack import default_pack_dir, load_pack
-from callcue.daemon.text import syllables
-
-DAY = date(2026, 3, 10)         # a Tuesday
+from helpers import call_record as record, ticket_value as value
 
 
 @pytest.fixture(scope="module")
 def ac() -> AfterCall:
     return AfterCall(load_pack(default_pack_dir()))
-
-
-def record(turns, *, lang=None, day=DAY) -> CallRecord:
-    utts, t = [], 0.5
-    for who, text in turns:
-        d = 0.25 + syllables(text) / 4.0
-        utts.append(Utterance(who, text, round(t, 2), round(t + d, 2)))
-        t += d + 0.6
-    return CallRecord("c1", day, utts, lang=lang, duration_s=t + 1.0)
-
-
-def value(out, name):
-    return out["ticket"]["fields"][name]["value"]
 
 
 # ---------------------------------------------------------------- numbers read out
