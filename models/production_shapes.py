@@ -223,6 +223,13 @@ def _random_init(torch, model, seed: int) -> None:
                 p.normal_(0, 1 / math.sqrt(max(fan_in, 1)))
 
 
+def _write_tokens(out_dir: Path, tokens: list[str]) -> Path:
+    """tokens.txt as sherpa-onnx reads it: one `symbol id` per line."""
+    path = out_dir / "tokens.txt"
+    path.write_text("".join(f"{t} {i}\n" for i, t in enumerate(tokens)), encoding="utf-8")
+    return path
+
+
 def _add_meta(path: Path, meta: dict[str, object]) -> None:
     import onnx
     m = onnx.load(str(path))
@@ -274,10 +281,7 @@ def build_sense_voice(out_dir: Path, seed: int = 20240717, log=print, tiny: bool
                            "<|HAPPY|>", "<|SAD|>", "<|ANGRY|>", "<|NEUTRAL|>", "<|Speech|>",
                            "<|BGM|>", "<|withitn|>", "<|woitn|>"]):
         specials[c["vocab"] - 171 + i] = t
-    tokens = out_dir / "tokens.txt"
-    tokens.write_text("".join(f"{t} {i}\n" for i, t in enumerate(_placeholder_tokens(c["vocab"], specials))),
-                      encoding="utf-8")
-    return {"model": int8, "tokens": tokens}
+    return {"model": int8, "tokens": _write_tokens(out_dir, _placeholder_tokens(c["vocab"], specials))}
 
 
 # ------------------------------------------------------------------ Paraformer large
@@ -446,10 +450,8 @@ def build_paraformer(out_dir: Path, seed: int = 20230914, log=print, tiny: bool 
                      per_channel=True, reduce_range=False, weight_type=QuantType.QUInt8,
                      nodes_to_exclude=[m for m in names if "output" in m])
     fp32.unlink()
-    tokens = out_dir / "tokens.txt"
     toks = _placeholder_tokens(c["vocab"], {0: "<blank>", 1: "<s>", 2: "</s>", c["vocab"] - 1: "<unk>"})
-    tokens.write_text("".join(f"{t} {i}\n" for i, t in enumerate(toks)), encoding="utf-8")
-    return {"model": int8, "tokens": tokens}
+    return {"model": int8, "tokens": _write_tokens(out_dir, toks)}
 
 
 # ------------------------------------------------------------------ streaming zipformer (icefall v1)
@@ -758,8 +760,7 @@ def build_zipformer(out_dir: Path, seed: int = 20230220, log=print, tiny: bool =
         toks.append(chr(0x4E00 + i) if len(toks) > 500 else "\u2581" + "".join(
             chr(ord("A") + (i // 26 ** j) % 26) for j in range(2)) + str(i))
         i += 1
-    out["tokens"] = out_dir / "tokens.txt"
-    out["tokens"].write_text("".join(f"{t} {n}\n" for n, t in enumerate(toks)), encoding="utf-8")
+    out["tokens"] = _write_tokens(out_dir, toks)
     return out
 
 
